@@ -1,6 +1,6 @@
 """Entry point: `python main.py --config=configs/<name>.py --workdir=DIR [--mode=train|eval]`.
 
-Training and evaluation are built in later issues; today this parses and validates the flags and config.
+Training and evaluation land in later issues; today this parses the flags and the config.
 """
 
 from absl import app, flags

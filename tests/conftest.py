@@ -7,7 +7,7 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from absl import flags  # noqa: E402
+from absl import flags
 
 # grain's multiprocessing reads absl flags; under pytest nobody parses them.
 flags.FLAGS.mark_as_parsed()

@@ -1,0 +1,159 @@
+"""Declarative, strict key mapping from a PyTorch state dict onto an NNX parameter skeleton.
+
+A conversion is a table of `Rule`s (source-key regex -> target path + array transform) and a list
+of regexes for keys that are deliberately dropped. A rule whose regex has a `(?P<layer>\\d+)` group
+fills one slice of a stacked target ([L, ...], layers run with `nnx.scan`). Every problem found —
+a source key no rule or drop pattern accounts for, a target left unfilled, a shape mismatch, two
+keys for one target — is collected, and all of them are reported in one `ConversionError`.
+"""
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+def identity(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+class ConversionError(ValueError):
+    """Every problem of one conversion, one per line."""
+
+    def __init__(self, source: str, problems: Sequence[str]):
+        self.problems = list(problems)
+        lines = "\n  ".join(self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s) converting:\n  {lines}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """`source` regex (full match) -> `target` path ("a.b.c") via `transform`."""
+
+    source: str
+    target: str
+    transform: Transform = identity
+
+    @property
+    def stacked(self) -> bool:
+        return "(?P<layer>" in self.source
+
+
+def _shape(x: object) -> tuple[int, ...]:
+    return tuple(getattr(x, "shape", ()))
+
+
+def apply_rules(
+    state: Mapping[str, np.ndarray],
+    rules: Sequence[Rule],
+    dropped: Sequence[str],
+    skeleton: Mapping[str, object],
+    source_name: str = "checkpoint",
+) -> dict[str, np.ndarray]:
+    """Fill every path of `skeleton` ({path: array-like with .shape}) from `state`.
+
+    Returns {path: np.ndarray}. Raises ConversionError listing every problem.
+    """
+    problems: list[str] = []
+    compiled = [(re.compile(r.source), r) for r in rules]
+    drops = [re.compile(d) for d in dropped]
+    filled: dict[str, np.ndarray] = {}
+    pieces: dict[str, dict[int, tuple[str, np.ndarray]]] = {}
+    origin: dict[str, str] = {}
+    failed: dict[str, set[int | None]] = {}  # targets whose source was already reported
+
+    for key in sorted(state):
+        value = state[key]
+        match = next(((m, r) for rx, r in compiled if (m := rx.fullmatch(key))), None)
+        if match is None:
+            if not any(d.fullmatch(key) for d in drops):
+                problems.append(f"unexpected key {key} {_shape(value)}: no rule maps it")
+            continue
+        m, rule = match
+        if rule.target not in skeleton:
+            problems.append(f"{key}: rule target {rule.target} is not a model parameter")
+            continue
+        expected = _shape(skeleton[rule.target])
+        layer = int(m.group("layer")) if rule.stacked else None
+        if rule.stacked:
+            expected = expected[1:]
+        failed.setdefault(rule.target, set()).add(layer)
+        try:
+            array = np.asarray(rule.transform(np.asarray(value)))
+        except ValueError as e:  # e.g. a reshape of a wrongly sized tensor
+            problems.append(
+                f"{key}: shape {_shape(value)} cannot be mapped to {rule.target} "
+                f"(expected {expected}): {e}"
+            )
+            continue
+        if array.shape != expected:
+            problems.append(
+                f"{key}: found shape {_shape(value)} (-> {array.shape}), expected {expected} "
+                f"for {rule.target}"
+            )
+            continue
+        failed[rule.target].discard(layer)
+        if layer is not None:
+            slot = pieces.setdefault(rule.target, {})
+            if layer in slot:
+                problems.append(f"{key}: {rule.target}[{layer}] already filled by {slot[layer][0]}")
+            slot[layer] = (key, array)
+        elif rule.target in filled:
+            problems.append(f"{key}: {rule.target} already filled by {origin[rule.target]}")
+        else:
+            filled[rule.target], origin[rule.target] = array, key
+
+    for target, slot in pieces.items():
+        depth = _shape(skeleton[target])[0]
+        extra = sorted(i for i in slot if i >= depth)
+        if extra:
+            problems.append(f"{target}: layers {extra} are beyond the model depth {depth}")
+        missing = [i for i in range(depth) if i not in slot]
+        if missing:
+            continue  # reported below with the other missing targets
+        filled[target] = np.stack([slot[i][1] for i in range(depth)])
+
+    for path, like in skeleton.items():
+        if path in filled:
+            continue
+        depth = _shape(like)[0] if path in pieces else None
+        absent = {i for i in range(depth) if i not in pieces[path]} if depth else {None}
+        if absent <= failed.get(path, set()):
+            continue  # every missing part was already reported with its source key
+        rule = next((r for r in rules if r.target == path), None)
+        hint = f" (from keys matching {rule.source})" if rule else " (no rule fills it)"
+        if path in pieces:
+            have = sorted(pieces[path])
+            hint += f"; layers present: {have}, expected 0..{_shape(like)[0] - 1}"
+        problems.append(f"missing parameter {path} {_shape(like)}{hint}")
+
+    if problems:
+        raise ConversionError(source_name, problems)
+    return filled
+
+
+def flatten_paths(tree: Mapping, prefix: str = "") -> dict[str, object]:
+    """{'a': {'b': x}} -> {'a.b': x} (for NNX pure dicts)."""
+    out: dict[str, object] = {}
+    for k, v in tree.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten_paths(v, path + "."))
+        else:
+            out[path] = v
+    return out
+
+
+def unflatten_paths(flat: Mapping[str, object]) -> dict:
+    """{'a.b': x} -> {'a': {'b': x}}."""
+    out: dict = {}
+    for path, v in flat.items():
+        node = out
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return out

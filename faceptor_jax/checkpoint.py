@@ -1,0 +1,80 @@
+"""Model checkpoints on disk: `<dir>/model.json` (what model, its config) + `<dir>/params` (orbax).
+
+Converted checkpoints (from `python -m convert ...`) use this layout; training checkpoints
+(optimizer, step, data iterator state) build on it. Writes are atomic: orbax finalises `params`
+by renaming a temporary directory, and `model.json` is written last via `os.replace`, so a
+directory with `model.json` is always complete.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from faceptor_jax.model.vit import ViTConfig, ViTEncoder
+
+MODEL_FILE = "model.json"
+PARAMS_DIR = "params"
+
+
+def save_params(
+    directory: str | os.PathLike, kind: str, config: Any, params: dict, extra: dict | None = None
+) -> None:
+    """Write a pure-dict param tree and its description to `directory` (must not exist)."""
+    directory = os.path.abspath(os.fspath(directory))
+    if os.path.exists(os.path.join(directory, MODEL_FILE)):
+        raise FileExistsError(f"{directory} already holds a checkpoint ({MODEL_FILE} exists)")
+    os.makedirs(directory, exist_ok=True)
+    ckptr = ocp.StandardCheckpointer()
+    ckptr.save(os.path.join(directory, PARAMS_DIR), params, force=True)
+    ckptr.wait_until_finished()
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    meta = {"kind": kind, "config": cfg, **(extra or {})}
+    tmp = os.path.join(directory, MODEL_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=2)
+    os.replace(tmp, os.path.join(directory, MODEL_FILE))
+
+
+def read_meta(directory: str | os.PathLike) -> dict:
+    path = os.path.join(os.fspath(directory), MODEL_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path}: not found — {directory} is not a faceptor_jax checkpoint directory "
+            f"(expected {MODEL_FILE} and {PARAMS_DIR}/ written by `python -m convert` or training)"
+        )
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_params(directory: str | os.PathLike, target: dict | None = None) -> dict:
+    """Restore the param tree; with `target` (pure dict of arrays/ShapeDtypeStructs) shapes are
+    checked and shardings applied."""
+    path = os.path.join(os.path.abspath(os.fspath(directory)), PARAMS_DIR)
+    ckptr = ocp.StandardCheckpointer()
+    if target is None:
+        return ckptr.restore(path)
+    return ckptr.restore(path, target)
+
+
+def load_vit_encoder(directory: str | os.PathLike, **overrides: Any) -> ViTEncoder:
+    """A `ViTEncoder` with the weights of a converted FaRL checkpoint.
+
+    `overrides` replace config fields that do not change parameter shapes (dtype,
+    drop_path_rate, attention_impl, remat).
+    """
+    meta = read_meta(directory)
+    if meta.get("kind") != "farl_vit":
+        raise ValueError(f"{directory}: holds a {meta.get('kind')!r} model, expected 'farl_vit'")
+    cfg = dataclasses.replace(ViTConfig(**meta["config"]), **overrides)
+    model = nnx.eval_shape(lambda: ViTEncoder(cfg, rngs=nnx.Rngs(0)))
+    state = nnx.state(model)
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
+    values = load_params(directory, target)
+    nnx.replace_by_pure_dict(state, values)
+    nnx.update(model, state)
+    return model

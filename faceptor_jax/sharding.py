@@ -1,0 +1,114 @@
+"""Logical axis names -> the (data, fsdp, model) mesh.
+
+Layers name their parameter and activation axes logically (`batch`, `embed`, `mlp`, `heads`, ...);
+one rules table maps those names to mesh axes. Changing how a model is sharded means changing the
+table, never the layers. Parameters are created unsharded (`eager_sharding=False`) and placed with
+`jit(init, out_shardings=...)` so a full model is never materialised on one device.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+from flax.core import spmd
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+MESH_AXES = ("data", "fsdp", "model")
+
+# Logical axis -> mesh axis (or tuple of mesh axes, or None = replicated).
+# Params: the large `embed` dimension is split over fsdp (ZeRO-3 style), the wide
+# dimensions (mlp, heads, classes) over the tensor-parallel `model` axis.
+DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
+    ("batch", ("data", "fsdp")),
+    ("embed", "fsdp"),
+    ("mlp", "model"),
+    ("heads", "model"),
+    ("kv", None),
+    ("qkv", None),
+    ("layers", None),
+    ("tokens", None),
+    ("queries", None),
+    ("classes", "model"),
+    ("patch", None),
+    ("height", None),
+    ("width", None),
+    ("channels", None),
+)
+
+
+def make_mesh(shape: Sequence[int], devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A (data, fsdp, model) mesh with Auto axes (GSPMD style; jax 0.10 defaults to Explicit)."""
+    if len(shape) != 3:
+        raise ValueError(f"Mesh shape must have 3 entries (data, fsdp, model), got {tuple(shape)}.")
+    n = int(np.prod(shape))
+    devices = list(devices if devices is not None else jax.devices())
+    if n != len(devices):
+        raise ValueError(
+            f"Mesh shape {tuple(shape)} needs {n} devices, but {len(devices)} are available."
+        )
+    return jax.make_mesh(tuple(shape), MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
+
+
+def logical_to_spec(axes: Sequence[str | None], rules: Sequence[tuple[str, Any]]) -> P:
+    """Map logical axis names to a PartitionSpec; a mesh axis is used at most once."""
+    table = dict(rules)
+    used: set[str] = set()
+    out = []
+    for name in axes:
+        target = table.get(name) if name is not None else None
+        members = (target,) if isinstance(target, str) else tuple(target or ())
+        if any(m in used for m in members):
+            target = None  # e.g. two dims both mapped to `model`: shard only the first
+        else:
+            used.update(members)
+        out.append(target)
+    return P(*out)
+
+
+def constrain(x: jax.Array, axes: Sequence[str | None]) -> jax.Array:
+    """Sharding constraint by logical names; a no-op outside a mesh or without active rules."""
+    rules = spmd.get_logical_axis_rules()
+    mesh = jax.sharding.get_abstract_mesh()
+    if not rules or mesh is None or mesh.empty:
+        return x
+    return jax.lax.with_sharding_constraint(x, logical_to_spec(axes, rules))
+
+
+def param_specs(state: nnx.State, rules: Sequence[tuple[str, Any]]) -> Any:
+    """PartitionSpecs for every variable of `state` from its `out_sharding` logical names."""
+
+    def spec(v: Any) -> P:
+        names = v.get_metadata().get("out_sharding") if isinstance(v, nnx.Variable) else None
+        if not names:
+            return P()
+        return logical_to_spec(names, rules)
+
+    return jax.tree.map(spec, state, is_leaf=lambda v: isinstance(v, nnx.Variable))
+
+
+def create_sharded(
+    ctor: Callable[[], nnx.Module], mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES
+) -> nnx.Module:
+    """Build `ctor()` with every parameter created directly in its sharded place."""
+    graphdef, abstract = nnx.split(nnx.eval_shape(ctor))
+    specs = param_specs(abstract, rules)
+    shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
+    state = jax.jit(lambda: nnx.state(ctor()), out_shardings=shardings)()
+    return nnx.merge(graphdef, state)
+
+
+def shard_model(
+    model: nnx.Module, mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES
+) -> nnx.Module:
+    """Place an existing model's parameters on `mesh` according to the rules."""
+    graphdef, state = nnx.split(model)
+    specs = param_specs(state, rules)
+    shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
+    values = jax.tree.map(
+        lambda v, s: jax.device_put(v, s), nnx.to_pure_dict(state), nnx.to_pure_dict(shardings)
+    )
+    nnx.replace_by_pure_dict(state, values)
+    return nnx.merge(graphdef, state)
