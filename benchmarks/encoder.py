@@ -1,0 +1,170 @@
+"""Encoder forward speed: images/s and achieved FLOP/s, optionally side by side with the original.
+
+    python benchmarks/encoder.py                                  # random ViT-B/16, 112 b32 + 512 b4
+    python benchmarks/encoder.py --checkpoint DIR                 # a converted FaRL checkpoint
+    python benchmarks/encoder.py --reference ~/src/Faceptor       # + the original PyTorch encoder
+
+With `--reference DIR` (a checkout of lxq1000/Faceptor; never part of this repo) the original's
+`FaRLVisualFeatures` is built from a FaRL-format file holding the same weights as ours (written
+from the original model's own random init and converted with `python -m convert farl`), and both
+are timed in this process on the same inputs. The JAX side runs in `--dtype` (bf16 on GPU is the
+fast path); the original in fp32, or fp16 autocast on a GPU (`--ref_fp16`).
+"""
+
+import argparse
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from faceptor_jax.checkpoint import load_vit_encoder
+from faceptor_jax.model.vit import ViTConfig, ViTEncoder
+
+
+def _time(fn, iters: int, warmup: int = 2) -> float:
+    """Median seconds per call of `fn` (which must block until its result is ready)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _load_original(reference: str):
+    """The original's farl_vit module, loaded from its file with stand-ins for timm.
+
+    timm (via torchvision) does not import beside the CPU torch; the encoder only needs
+    `trunc_normal_` and `DropPath` (inactive in eval).
+    """
+    import torch
+
+    if "timm.models.layers" not in sys.modules:
+        layers = types.ModuleType("timm.models.layers")
+        layers.trunc_normal_ = torch.nn.init.trunc_normal_
+
+        class DropPath(torch.nn.Module):
+            def __init__(self, drop_prob: float = 0.0):
+                super().__init__()
+
+            def forward(self, x):
+                return x
+
+        layers.DropPath = DropPath
+        for name in ("timm", "timm.models"):
+            sys.modules.setdefault(name, types.ModuleType(name))
+        sys.modules["timm.models.layers"] = layers
+    path = os.path.join(reference, "faceptor_project", "core", "model", "backbone", "farl_vit.py")
+    if not os.path.isfile(path):
+        raise SystemExit(f"--reference {reference}: {path} not found (a Faceptor checkout expected)")
+    spec = importlib.util.spec_from_file_location("original_farl_vit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _random_farl_file(original, directory: str) -> str:
+    """A FaRL-format .pth with the original ViT-B/16's own random init."""
+    import torch
+
+    torch.manual_seed(0)
+    vt = original.VisualTransformer(
+        input_resolution=224, patch_size=16, width=768, layers=12, heads=12, output_dim=512
+    )
+    path = os.path.join(directory, "farl_random.pth")
+    torch.save({"state_dict": {f"visual.{k}": v for k, v in vt.state_dict().items()}}, path)
+    return path
+
+
+def _convert(farl_file: str, directory: str) -> str:
+    from convert.__main__ import convert_farl_file
+
+    dst = os.path.join(directory, "converted")
+    convert_farl_file(farl_file, dst)
+    return dst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="converted FaRL checkpoint (default: random ViT-B/16)")
+    parser.add_argument("--reference", help="checkout of the original Faceptor, to time it too")
+    parser.add_argument("--sizes", default="112,512")
+    parser.add_argument("--batch", default="112=32,512=4", help="batch per size, e.g. 112=32,512=4")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--attention", default=None, choices=[None, "cudnn"])
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--ref_fp16", action="store_true", help="original under fp16 autocast")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    batch = {int(k): int(v) for k, v in (kv.split("=") for kv in args.batch.split(","))}
+    overrides = {"dtype": args.dtype, "attention_impl": args.attention}
+
+    tmp = tempfile.TemporaryDirectory()
+    original = farl_file = None
+    if args.reference:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        original = _load_original(os.path.abspath(args.reference))
+        farl_file = _random_farl_file(original, tmp.name)
+        args.checkpoint = args.checkpoint or _convert(farl_file, tmp.name)
+    if args.checkpoint:
+        model = load_vit_encoder(args.checkpoint, **overrides)
+    else:
+        model = ViTEncoder(ViTConfig(**overrides), rngs=nnx.Rngs(0))
+    graphdef, state = nnx.split(model)
+    forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
+
+    print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, dtype {args.dtype}")
+    ref_model = None
+    if original is not None:
+        import torch
+
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        ref_model = original.FaRLVisualFeatures("base", farl_file, 0.0, 512).eval().to(dev)
+        print(f"reference: original FaRLVisualFeatures on {dev}, fp16 autocast={args.ref_fp16}")
+    for size in sizes:
+        b = batch.get(size, 8)
+        x = jax.random.normal(jax.random.key(0), (b, size, size, 3), jnp.float32)
+        compiled = forward.lower(state, x).compile()
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        flops = float(cost.get("flops", 0.0)) if cost else 0.0
+        sec = _time(lambda: jax.block_until_ready(compiled(state, x)), args.iters)
+        line = (
+            f"{size}px batch {b}: JAX {b / sec:8.1f} img/s  {flops / sec / 1e9:8.1f} GFLOP/s "
+            f"({sec * 1e3:.1f} ms/step, {flops / b / 1e9:.2f} GFLOP/img)"
+        )
+        if ref_model is not None:
+            import torch
+
+            xt = torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy()).to(dev)
+
+            def run_ref(xt=xt):
+                with (
+                    torch.no_grad(),
+                    torch.autocast(dev, dtype=torch.float16, enabled=args.ref_fp16),
+                ):
+                    out = ref_model(xt)
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                return out
+
+            ref_sec = _time(run_ref, args.iters)
+            line += f" | original {b / ref_sec:8.1f} img/s | JAX/original {ref_sec / sec:.2f}x"
+        print(line, flush=True)
+    tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
