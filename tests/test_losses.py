@@ -31,7 +31,7 @@ def mesh_of(shape):
 # ----------------------------------------------------------------------------- CosFace
 def test_cosface_dense_matches_original_value_and_grads():
     x, w, y = FIX["cos_x"], FIX["cos_w"], FIX["cos_y"]
-    loss, (gx, gw) = jax.value_and_grad(losses.cosface_loss_dense, argnums=(0, 1))(x, w, y)
+    loss, (gx, gw) = jax.jit(jax.value_and_grad(losses.cosface_loss_dense, argnums=(0, 1)))(x, w, y)
     close(loss, FIX["cos_loss"])
     close(gx, FIX["cos_gx"])
     close(gw, FIX["cos_gw"])
@@ -52,7 +52,9 @@ def test_cosface_sharded_equals_dense(shape):
 
     vg = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))
     loss, (gx, gw) = vg(xs, ws, ys)
-    dloss, (dgx, dgw) = jax.value_and_grad(losses.cosface_loss_dense, argnums=(0, 1))(x, w, y)
+    dloss, (dgx, dgw) = jax.jit(jax.value_and_grad(losses.cosface_loss_dense, argnums=(0, 1)))(
+        x, w, y
+    )
     close(loss, dloss)
     close(loss, FIX["cos_loss"])
     close(gx, dgx)
@@ -80,22 +82,24 @@ def test_age_matches_original():
     t = jax.jit(losses.age_loss_terms)(logits, ages)
     close(t["kl"], FIX["age_kl"])
     close(t["l1"], FIX["age_l1"])
-    close(losses.expected_age(logits), FIX["age_pred"], tol=1e-4)  # ages ~50: 2e-6 relative
-    close(jax.grad(losses.age_loss)(logits, ages), FIX["age_grad"])
+    close(
+        jax.jit(losses.expected_age)(logits), FIX["age_pred"], tol=1e-4
+    )  # ages ~50: 2e-6 relative
+    close(jax.jit(jax.grad(losses.age_loss))(logits, ages), FIX["age_grad"])
 
 
 def test_age_perfect_distribution_has_zero_kl():
     ages = jnp.array([30.0, 31.0])
     d = losses.age_target_distribution(ages)
     logits = jnp.log(d) - jnp.log1p(-d)  # σ(logits) = d exactly, already L1-normalised
-    t = losses.age_loss_terms(jnp.maximum(logits, -80.0), ages)
+    t = jax.jit(losses.age_loss_terms)(jnp.maximum(logits, -80.0), ages)
     assert abs(float(t["kl"])) < 1e-5
     assert float(t["l1"]) < 1e-3
 
 
 def test_age_loss_finite_when_sigmoid_underflows():
     logits = jnp.full((1, 101), -200.0).at[0, 40].set(5.0)  # σ = 0 in fp32 for most bins
-    val, g = jax.value_and_grad(losses.age_loss)(logits, jnp.array([40.0]))
+    val, g = jax.jit(jax.value_and_grad(losses.age_loss))(logits, jnp.array([40.0]))
     assert np.isfinite(float(val)) and np.all(np.isfinite(np.asarray(g)))
 
 
@@ -124,8 +128,9 @@ def test_parsing_ignore_index_is_excluded_from_the_mean():
     lg = jnp.asarray(FIX["parse_logits"])
     mask = jnp.asarray(FIX["parse_mask"])
     ignored = mask.at[0].set(-100)
-    close(losses.parsing_loss(lg, ignored), losses.parsing_loss(lg[1:], mask[1:]))
-    assert float(losses.parsing_loss(lg, jnp.full_like(mask, -100))) == 0.0
+    loss = jax.jit(losses.parsing_loss)
+    close(loss(lg, ignored), loss(lg[1:], mask[1:]))
+    assert float(loss(lg, jnp.full_like(mask, -100))) == 0.0
 
 
 # ----------------------------------------------------------------------------- landmarks
@@ -153,7 +158,7 @@ def test_landmark_loss_matches_original_value_and_grads():
     t = jax.jit(losses.landmark_loss_terms)(*args)
     close(t["coord"], FIX["align_coord"])
     close(t["heatmap"], FIX["align_bce"])
-    g_hm, g_pts = jax.grad(losses.landmark_loss, argnums=(0, 1))(*args)
+    g_hm, g_pts = jax.jit(jax.grad(losses.landmark_loss, argnums=(0, 1)))(*args)
     close(g_pts, FIX["align_grad_points"])  # includes an exact hit: gradient 0, not NaN
     close(g_hm, FIX["align_grad_heatmap"])
 
