@@ -183,9 +183,10 @@ def tar_at_far(
 
     For each far, the threshold is the smallest distance t with #(negative dist < t) ≤
     floor(far·#negatives), i.e. the (k+1)-th smallest negative distance; TAR = fraction of
-    positive pairs with dist < t. (insightface's fold-wise `calculate_val` interpolates FAR
-    with scipy's `interp1d`, whose handling of repeated FAR values changed across scipy
-    versions, and the original never reports it.)
+    positive pairs with dist < t. When far·#negatives < 1 this is TAR at zero false accepts
+    (LFW has 3000 negative pairs, so FAR 1e-4 reads the same as FAR 0). insightface's
+    fold-wise `calculate_val` interpolates FAR with scipy's `interp1d`, whose handling of
+    repeated FAR values changed across scipy versions; the original never reports it.
     """
     emb = np.asarray(embeddings, np.float64)
     issame = np.asarray(issame, bool)
