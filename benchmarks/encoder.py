@@ -1,8 +1,8 @@
 """Encoder forward speed: images/s and achieved FLOP/s, optionally side by side with the original.
 
-    python benchmarks/encoder.py                                  # random ViT-B/16, 112 b32 + 512 b4
-    python benchmarks/encoder.py --checkpoint DIR                 # a converted FaRL checkpoint
-    python benchmarks/encoder.py --reference ~/src/Faceptor       # + the original PyTorch encoder
+    python benchmarks/encoder.py                            # random ViT-B/16, 112 b32 + 512 b4
+    python benchmarks/encoder.py --checkpoint DIR           # a converted FaRL checkpoint
+    python benchmarks/encoder.py --reference ~/src/Faceptor # + the original PyTorch encoder
 
 With `--reference DIR` (a checkout of lxq1000/Faceptor; never part of this repo) the original's
 `FaRLVisualFeatures` is built from a FaRL-format file holding the same weights as ours (written
@@ -65,7 +65,9 @@ def _load_original(reference: str):
         sys.modules["timm.models.layers"] = layers
     path = os.path.join(reference, "faceptor_project", "core", "model", "backbone", "farl_vit.py")
     if not os.path.isfile(path):
-        raise SystemExit(f"--reference {reference}: {path} not found (a Faceptor checkout expected)")
+        raise SystemExit(
+            f"--reference {reference}: {path} not found (a Faceptor checkout expected)"
+        )
     spec = importlib.util.spec_from_file_location("original_farl_vit", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         flops = float(cost.get("flops", 0.0)) if cost else 0.0
-        sec = _time(lambda: jax.block_until_ready(compiled(state, x)), args.iters)
+        sec = _time(lambda c=compiled, x=x: jax.block_until_ready(c(state, x)), args.iters)
         line = (
             f"{size}px batch {b}: JAX {b / sec:8.1f} img/s  {flops / sec / 1e9:8.1f} GFLOP/s "
             f"({sec * 1e3:.1f} ms/step, {flops / b / 1e9:.2f} GFLOP/img)"

@@ -1,4 +1,4 @@
-"""Compare a converted encoder with expected per-layer tokens (e.g. from the original PyTorch model).
+"""Compare a converted encoder with expected per-layer tokens (e.g. from the original model).
 
     python benchmarks/encoder_parity.py --checkpoint DIR --expected expected.npz
 
@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             f"(max |value| {np.abs(want).max():.2f}); per layer "
             + " ".join(f"{e:.2e}" for e in per_layer)
         )
-    print(f"overall max abs error {worst:.3e} ({'PASS' if worst <= args.tol else 'FAIL'} at {args.tol})")
+    print(
+        f"overall max abs error {worst:.3e} ({'PASS' if worst <= args.tol else 'FAIL'} at {args.tol})"
+    )
     return 0 if worst <= args.tol else 1
 
 
