@@ -42,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(max |value| {np.abs(want).max():.2f}); per layer "
             + " ".join(f"{e:.2e}" for e in per_layer)
         )
-    print(
-        f"overall max abs error {worst:.3e} ({'PASS' if worst <= args.tol else 'FAIL'} at {args.tol})"
-    )
+    verdict = "PASS" if worst <= args.tol else "FAIL"
+    print(f"overall max abs error {worst:.3e} ({verdict} at {args.tol})")
     return 0 if worst <= args.tol else 1
 
 
