@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="112,512")
     parser.add_argument("--batch", default="112=32,512=4", help="batch per size, e.g. 112=32,512=4")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--attention", default=None, choices=[None, "cudnn"])
+    parser.add_argument("--attention", default=None, choices=["xla", "per_head", "cudnn"])
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--ref_fp16", action="store_true", help="original under fp16 autocast")
     args = parser.parse_args(argv)

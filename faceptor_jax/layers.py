@@ -62,16 +62,43 @@ class LayerNorm(nnx.Module):
         return y * self.scale[...].astype(x.dtype) + self.bias[...].astype(x.dtype)
 
 
+def _attention_one_head_at_a_time(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+    """Like the fused form, but one head at a time and normalising after the value product.
+
+    On CPU at long sequences (1025 tokens at 512 px) the [B, H, N, N] logits do not fit in
+    cache; per-head [B, N, N] blocks do, which makes attention compute- instead of memory-bound.
+    """
+    scale = q.shape[-1] ** -0.5
+
+    def one_head(qkv: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+        qh, kh, vh = qkv  # [B, N, K]
+        logits = jnp.einsum("bqk,bnk->bqn", qh, kh, preferred_element_type=jnp.float32) * scale
+        p = jnp.exp(logits - jax.lax.stop_gradient(logits.max(-1, keepdims=True)))
+        o = jnp.einsum("bqn,bnk->bqk", p.astype(vh.dtype), vh, preferred_element_type=jnp.float32)
+        return (o / p.sum(-1, keepdims=True)).astype(vh.dtype)
+
+    heads_first = [jnp.moveaxis(t, 2, 0) for t in (q, k, v)]  # [H, B, N, K]
+    return jnp.moveaxis(jax.lax.map(one_head, tuple(heads_first)), 0, 2)
+
+
 def dot_product_attention(
     q: jax.Array, k: jax.Array, v: jax.Array, implementation: str | None = None
 ) -> jax.Array:
     """Softmax attention. q: [B, Nq, H, K], k/v: [B, Nk, H, K] -> [B, Nq, H, K].
 
-    `implementation`: None/"xla" (portable), "cudnn" (fused flash attention on NVIDIA GPUs).
-    The softmax is computed in fp32 whatever the input dtype.
+    `implementation`: None (per_head on CPU for long sequences, else xla), "xla" (all heads in
+    one fused computation), "per_head" (see above), "cudnn" (fused flash attention on NVIDIA
+    GPUs; bf16/fp16 only). Softmax statistics are computed in fp32 whatever the input dtype.
     """
+    if implementation is None:
+        long_on_cpu = jax.default_backend() == "cpu" and k.shape[1] >= 256
+        implementation = "per_head" if long_on_cpu else "xla"
     if implementation == "cudnn":
         return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+    if implementation == "per_head":
+        return _attention_one_head_at_a_time(q, k, v)
+    if implementation != "xla":
+        raise ValueError(f"unknown attention implementation {implementation!r}")
     scale = q.shape[-1] ** -0.5
     logits = jnp.einsum("bqhk,bnhk->bhqn", q, k, preferred_element_type=jnp.float32) * scale
     weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)

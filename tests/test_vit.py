@@ -136,3 +136,14 @@ def test_bf16_compute_keeps_fp32_params_and_is_close():
     t32, t16 = model32(images), model16(images)
     assert t16.dtype == jnp.bfloat16 and model16.blocks.attn.qkv[...].dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(t16, np.float32), t32, atol=0.15, rtol=0.05)
+
+
+def test_attention_implementations_agree():
+    from faceptor_jax.layers import dot_product_attention
+
+    q, k, v = jax.random.normal(jax.random.key(2), (3, 2, 40, 4, 8))
+    want = dot_product_attention(q, k, v, "xla")
+    np.testing.assert_allclose(dot_product_attention(q, k, v, "per_head"), want, atol=1e-5)
+    np.testing.assert_allclose(dot_product_attention(q, k, v), want, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown attention implementation 'flash'"):
+        dot_product_attention(q, k, v, "flash")

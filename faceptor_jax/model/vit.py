@@ -36,7 +36,7 @@ class ViTConfig:
     dtype: str = "float32"  # compute dtype; params are fp32, LayerNorm is always fp32
     drop_path_rate: float = 0.0
     drop_path_mode: str = "token"  # "token" (as the original) or "sample"
-    attention_impl: str | None = None  # None (XLA) or "cudnn"
+    attention_impl: str | None = None  # None (auto), "xla", "per_head" or "cudnn"
     remat: bool = False  # recompute block activations in the backward pass
 
 
