@@ -56,9 +56,11 @@ def build(name: str, data_dir: str, manual_dir: str | None = None, **config_kwar
         names = [c.name for c in cls.BUILDER_CONFIGS]
         raise SystemExit(f"{base} needs a config: {base}/<config>, one of {names}")
     kwargs = {"config": config} if config else {}
-    if config and config_kwargs:
+    if config and config_kwargs:  # e.g. synthetic sizes: a new config name, same target
         cfg = next(c for c in cls.BUILDER_CONFIGS if c.name == config)
-        kwargs = {"config": type(cfg)(name=config, **config_kwargs)}
+        suffix = "_".join(f"{k}{v}" for k, v in sorted(config_kwargs.items()))
+        custom = type(cfg)(name=f"{config}_{suffix}", dataset=config, **config_kwargs)
+        kwargs = {"config": custom}
     if base != "synthetic_faces" and not manual_dir:
         raise SystemExit(f"{base}: --manual_dir (the official download) is required")
     builder = cls(data_dir=data_dir, file_format="array_record", **kwargs)

@@ -46,6 +46,8 @@ def malformed(path: str, lineno: int, expected: str, got: str) -> ManualDownload
 
 def encode_png(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
     Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
     return buf.getvalue()
 

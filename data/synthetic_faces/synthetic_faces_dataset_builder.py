@@ -18,6 +18,11 @@ class SyntheticConfig(tfds.core.BuilderConfig):
     train_size: int = 2000
     test_size: int = 200
     seed: int = 0
+    dataset: str = ""  # defaults to the config name (custom-size configs need another name)
+
+    @property
+    def target(self) -> str:
+        return self.dataset or self.name
 
 
 def _features(dataset: str) -> dict:
@@ -47,10 +52,10 @@ class SyntheticFaces(common.ManualBuilder):
 
     @property
     def SPLITS(self):
-        return ("test",) if self.builder_config.name in source.VERIFICATION else ("train", "test")
+        return ("test",) if self.builder_config.target in source.VERIFICATION else ("train", "test")
 
     def _info(self):
-        feats = tfds.features.FeaturesDict(_features(self.builder_config.name))
+        feats = tfds.features.FeaturesDict(_features(self.builder_config.target))
         return tfds.core.DatasetInfo(builder=self, features=feats)
 
     def _split_generators(self, dl_manager):
@@ -60,12 +65,14 @@ class SyntheticFaces(common.ManualBuilder):
     def examples(self, manual_dir, split, corrupt):
         cfg = self.builder_config
         n = cfg.train_size if split == "train" else cfg.test_size
-        src = source.SyntheticFaces(cfg.name, split, length=n, seed=cfg.seed)
+        src = source.SyntheticFaces(cfg.target, split, length=n, seed=cfg.seed)
         for i in range(n):
             rec = dict(src[i])
             for k in ("image", "image_a", "image_b"):
                 if k in rec:
                     rec[k] = common.encode_png(rec[k])
+            if "attributes" in rec:
+                rec["attributes"] = np.asarray(rec["attributes"], np.int64)
             if "mask" in rec:
                 rec["mask"] = common.encode_png(rec["mask"][..., None])
             if "image" in rec:
