@@ -71,7 +71,7 @@ def normalize(image: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarra
 
 def to_unit_float(image: np.ndarray) -> np.ndarray:
     """py-blueprint Normalize255: uint8 -> float32 x/255 clipped to [0, 1]."""
-    return np.clip((image / 255.0).astype(np.float32), 0.0, 1.0)
+    return np.clip(image / np.float32(255.0), 0.0, 1.0).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- matrices
@@ -172,6 +172,15 @@ def _tanh_inverse(v: np.ndarray, w: float) -> np.ndarray:
     return out
 
 
+def _apply(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Homogeneous 3x3 `matrix` on [N,2] points, elementwise (a 3-wide matmul is slow)."""
+    m = np.asarray(matrix, np.float64)
+    x, y = pts[:, 0], pts[:, 1]
+    w = m[2, 0] * x + m[2, 1] * y + m[2, 2]
+    return np.stack([(m[0, 0] * x + m[0, 1] * y + m[0, 2]) / w,
+                     (m[1, 0] * x + m[1, 1] * y + m[1, 2]) / w], -1)  # fmt: skip
+
+
 def warped_to_source(
     points: np.ndarray, matrix: np.ndarray, warp_factor: float = 0.0, size: int = 512
 ) -> np.ndarray:
@@ -179,17 +188,14 @@ def warped_to_source(
     pts = np.asarray(points, np.float64)
     if warp_factor > 0:
         pts = (_tanh_forward(pts / size * 2 - 1, warp_factor) + 1) / 2 * size
-    homo = np.concatenate([pts, np.ones_like(pts[:, :1])], axis=1) @ np.linalg.inv(matrix).T
-    return (homo[:, :2] / homo[:, 2:]).astype(np.float32)
+    return _apply(np.linalg.inv(np.asarray(matrix, np.float64)), pts).astype(np.float32)
 
 
 def source_to_warped(
     points: np.ndarray, matrix: np.ndarray, warp_factor: float = 0.0, size: int = 512
 ) -> np.ndarray:
     """Source-image points [N,2] -> output-image points (M, then tanh-warp). Landmark labels."""
-    pts = np.asarray(points, np.float64)
-    homo = np.concatenate([pts, np.ones_like(pts[:, :1])], axis=1) @ np.asarray(matrix).T
-    pts = homo[:, :2] / homo[:, 2:]
+    pts = _apply(matrix, np.asarray(points, np.float64))
     if warp_factor > 0:
         pts = (_tanh_inverse(pts / size * 2 - 1, warp_factor) + 1) / 2 * size
     return pts.astype(np.float32)
@@ -205,8 +211,14 @@ def _pixel_grid(h: int, w: int) -> np.ndarray:
 def transform_map(matrix: np.ndarray, out_hw, warp_factor: float = 0.0, size: int = 512):
     """GetTransformMap: for each output pixel its source (x, y) -> float32 [h, w, 2]."""
     h, w = out_hw
-    grid = _pixel_grid(h, w)
-    return warped_to_source(grid, matrix, warp_factor, size).reshape(h, w, 2)
+    inv = np.linalg.inv(np.asarray(matrix, np.float64))
+    if warp_factor > 0 or not np.allclose(inv[2], [0, 0, 1]):
+        return warped_to_source(_pixel_grid(h, w), matrix, warp_factor, size).reshape(h, w, 2)
+    xs, ys = np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)[:, None]
+    out = np.empty((h, w, 2), np.float32)  # affine: separable, no per-pixel matmul
+    out[..., 0] = inv[0, 0] * xs + (inv[0, 1] * ys + inv[0, 2])
+    out[..., 1] = inv[1, 0] * xs + (inv[1, 1] * ys + inv[1, 2])
+    return out
 
 
 def inverse_transform_map(matrix, orig_hw, warp_factor: float = 0.0, size: int = 512):
@@ -235,16 +247,21 @@ def remap(image: np.ndarray, coords: np.ndarray, interpolation: str = "bilinear"
     if interpolation != "bilinear":
         raise ValueError(f"interpolation {interpolation!r}: expected 'bilinear' or 'nearest'")
     fx, fy = np.rint(mx * 32).astype(np.int64), np.rint(my * 32).astype(np.int64)
-    x0, y0 = fx >> 5, fy >> 5
     ax, ay = (fx & 31).astype(np.float32) / 32, (fy & 31).astype(np.float32) / 32
-    src = img.astype(np.float32)
-    out = np.zeros((*coords.shape[:2], img.shape[2]), np.float32)
-    for dy, wy in ((0, 1 - ay), (1, ay)):
-        for dx, wx in ((0, 1 - ax), (1, ax)):
-            xx, yy = x0 + dx, y0 + dy
-            ok = (xx >= 0) & (xx < w_in) & (yy >= 0) & (yy < h_in)
-            tap = src[np.clip(yy, 0, h_in - 1), np.clip(xx, 0, w_in - 1)]
-            out += np.where(ok, wx * wy, 0)[..., None] * tap
+    x0, y0 = fx >> 5, fy >> 5
+    # Zero-pad by one pixel: every tap outside the image lands on the zero border.
+    pad = np.zeros((h_in + 2, w_in + 2, img.shape[2]), np.float32)
+    pad[1:-1, 1:-1] = img
+    flat = pad.reshape(-1, img.shape[2])
+    xa, xb = np.clip(x0, -1, w_in) + 1, np.clip(x0 + 1, -1, w_in) + 1
+    ya, yb = (np.clip(y0, -1, h_in) + 1) * (w_in + 2), (np.clip(y0 + 1, -1, h_in) + 1) * (w_in + 2)
+    tap = lambda i: np.take(flat, i, axis=0)  # faster than fancy indexing
+    out = (
+        tap(ya + xa) * ((1 - ax) * (1 - ay))[..., None]
+        + tap(ya + xb) * (ax * (1 - ay))[..., None]
+        + tap(yb + xa) * ((1 - ax) * ay)[..., None]
+        + tap(yb + xb) * (ax * ay)[..., None]
+    )
     if np.issubdtype(image.dtype, np.integer):
         out = np.clip(np.rint(out), np.iinfo(image.dtype).min, np.iinfo(image.dtype).max)
     out = out.astype(image.dtype)
