@@ -63,9 +63,7 @@ def report(title, sources, batches, args, sizes) -> None:
         print(f"{n:15s} {r:21.1f} {demand[n]:9.1f} {r / demand[n]:6.2f}x")
     serial = 1 / sum(b / rates[n] for n, b in batches.items())
     print(f"one step, serial: {serial:.2f} steps/s")
-    for threads, workers in ((args.threads, 0), (args.threads, args.workers)):
-        if workers == 0 and args.workers and threads != args.threads:
-            continue
+    for threads, workers in [(args.threads, 0)] + ([(1, args.workers)] if args.workers else []):
         sps = mixed(sources, batches, args.steps, threads, workers, sizes)
         label = f"mixed stream ({threads} threads, {workers} workers)"
         rate = sps * sum(batches.values())
