@@ -125,3 +125,60 @@ def test_multiprocess_workers_give_the_same_stream():
     ds, _ = _mixed(batches, 6, process_index=0, process_count=1)
     ref = [_fingerprint(b) for b in ip.make_iterator(ds)]
     assert [_fingerprint(b) for b in ip.make_iterator(ds, workers=2)] == ref
+
+
+_WORKER = """
+import json, sys
+import jax
+from jax.experimental import multihost_utils
+jax.distributed.initialize("127.0.0.1:{port}", num_processes=2, process_id=int(sys.argv[1]))
+from data.synthetic_faces import SyntheticFaces
+from faceptor_jax import input_pipeline as ip
+mesh = jax.make_mesh((2, 4, 1), ("data", "fsdp", "model"))
+sources = {{n: SyntheticFaces(n, "train", length=64) for n in ("ms1mv3", "rafdb")}}
+ds, layouts = ip.mixed_dataset(sources, {{"ms1mv3": 8, "rafdb": 2}}, 2, data_parallel=8)
+out = []
+for step in range(2):
+    local = ds[step]
+    glob = ip.to_global(local, mesh, layouts)
+    gathered = {{n: multihost_utils.process_allgather(b["index"], tiled=True).tolist()
+                for n, b in glob.items()}}
+    shape = list(glob["ms1mv3"]["image"].shape)
+    out.append({{"local": local["ms1mv3"]["index"].tolist(), "global": gathered, "shape": shape}})
+print("RESULT" + json.dumps(out))
+jax.distributed.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_two_jax_processes_assemble_the_global_batch(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import portpicker
+
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER.format(port=portpicker.pick_unused_port()))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu", PYTHONPATH=root)  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]  # fmt: skip
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
+        results.append(json.loads(out.split("RESULT", 1)[1]))
+    whole, _ = _mixed(
+        {"ms1mv3": 8, "rafdb": 2}, 2, data_parallel=8, process_index=0, process_count=1
+    )
+    for step in range(2):
+        a, b = results[0][step], results[1][step]
+        assert not set(a["local"]) & set(b["local"]) and len(a["local"]) == 4
+        assert a["shape"] == [8, 112, 112, 3]
+        for r in (a, b):
+            assert r["global"]["ms1mv3"] == whole[step]["ms1mv3"]["index"].tolist()
+            assert r["global"]["rafdb"] == whole[step]["rafdb"]["index"].tolist()
