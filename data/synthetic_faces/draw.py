@@ -247,8 +247,10 @@ def draw(sample: Sample, ident: Identity, size: int, masks: bool, rng: np.random
     if sample.flags["blurry"]:
         image = image.filter(ImageFilter.GaussianBlur(radius=size / 80))
     x = np.asarray(image, np.float32)
-    light = 1 + rng.uniform(-0.2, 0.2) * np.linspace(-1, 1, size)[None, :, None]
-    x = x * light * rng.uniform(0.85, 1.15) + rng.normal(0, 4, x.shape).astype(np.float32)
+    gain = np.float32(rng.uniform(0.85, 1.15))
+    ramp = np.linspace(-1, 1, size, dtype=np.float32)[None, :, None]
+    light = (1 + np.float32(rng.uniform(-0.2, 0.2)) * ramp) * gain
+    x = x * light + rng.standard_normal(x.shape, dtype=np.float32) * np.float32(4)
     out = np.clip(x, 0, 255).astype(np.uint8)
     if cv.masks is None:
         return out, None
