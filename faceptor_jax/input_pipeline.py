@@ -204,9 +204,15 @@ def to_global(batch: Mapping, mesh: jax.sharding.Mesh, layouts: Mapping[str, Str
     (replicated for a dataset whose layout is not process-sharded)."""
     out = {}
     for name, tree in batch.items():
-        layout = layouts[name]
-        sharded = layout.process_count == jax.process_count()
-        sharded &= layout.batch_size % data_parallel_size(mesh) == 0
+        layout, dp = layouts[name], data_parallel_size(mesh)
+        divisible = layout.batch_size % dp == 0
+        if layout.process_count > 1 and not divisible:
+            raise ValueError(
+                f"{name}: batch {layout.batch_size} is split over {layout.process_count} "
+                f"processes but not divisible by the mesh's data axes ({dp}); build the stream "
+                "with data_parallel=data_parallel_size(mesh)"
+            )
+        sharded = divisible and layout.process_count == jax.process_count()
         spec = PartitionSpec(BATCH_AXES) if sharded else PartitionSpec()
         sharding = NamedSharding(mesh, spec)
         out[name] = jax.tree.map(
