@@ -148,9 +148,9 @@ class ListBuilder(ManualBuilder, abc.ABC):
         """[(image path relative to manual_dir, label fields)] of one split."""
 
     def examples(self, manual_dir, split, corrupt):
-        for rel, labels in self.items(manual_dir, split):
+        for i, (rel, labels) in enumerate(self.items(manual_dir, split)):
             path = os.path.join(manual_dir, "data", rel)
-            yield rel, {"image_path": path, "filename": rel, **labels}
+            yield f"{i}:{rel}", {"image_path": path, "filename": rel, **labels}  # lists may repeat
 
 
 def split_label_lines(path: str, what: str, expected: str, sep: str | None = None, skip: int = 0):
