@@ -1,0 +1,1 @@
+"""AffectNet (7 expressions; contempt dropped as in the original)."""

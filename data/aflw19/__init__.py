@@ -1,0 +1,1 @@
+"""AFLW-19 (19 landmarks), AFLWinfo_release.mat splits."""

@@ -1,0 +1,1 @@
+"""CelebA (40 binary attributes), Rethinking-of-PAR `label.pkl` format."""

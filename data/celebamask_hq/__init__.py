@@ -1,0 +1,1 @@
+"""CelebAMask-HQ face parsing (19 classes)."""

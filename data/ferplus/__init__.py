@@ -1,0 +1,1 @@
+"""FERPlus (7 expressions, mapped to AffectNet ids; train = train + val)."""

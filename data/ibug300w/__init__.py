@@ -1,0 +1,1 @@
+"""300W (68 landmarks), HRNet CSV splits."""

@@ -1,0 +1,1 @@
+"""MORPH2 (age, RANDOM_80_20 protocol)."""

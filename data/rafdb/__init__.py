@@ -1,0 +1,1 @@
+"""RAF-DB basic (7 expressions, mapped to AffectNet ids)."""

@@ -1,0 +1,1 @@
+"""UTKFace (age)."""

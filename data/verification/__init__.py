@@ -1,0 +1,1 @@
+"""Face-verification pairs from InsightFace `.bin` files (LFW, CFP-FP, AgeDB-30, ...)."""

@@ -1,0 +1,1 @@
+"""WFLW (98 landmarks), HRNet CSV splits incl. the six test subsets."""

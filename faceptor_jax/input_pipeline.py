@@ -1,0 +1,246 @@
+"""grain pipelines: per-dataset train/eval streams -> one mixed `{dataset: batch}` stream -> mesh.
+
+Sources are random-access objects (`len`, `[i]` -> raw record, see task_transforms): a TFDS
+ArrayRecord source (`open_tfds`) or the synthetic faces (`data.synthetic_faces`), chosen by the
+caller; this module never imports `data/`.
+
+Sampling reproduces the original's `DistributedGivenIterationSampler` (shuffle_strategy 1): one
+global shuffle (np.random seed) of the dataset tiled to num_steps·B, virtual rank r of
+`world_size` takes the contiguous chunk r, `B/world_size` per step. Every element's augmentation
+RNG is keyed by (seed, dataset, step, slot in the global batch), so the global batch at a step does
+not depend on how many JAX processes share it. Each process builds only its slice of every global
+batch; `to_global` assembles the slices into jax.Arrays sharded over ('data', 'fsdp').
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Iterator, Mapping
+
+import grain
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from faceptor_jax import task_transforms
+
+BATCH_AXES = ("data", "fsdp")
+
+
+@functools.lru_cache(maxsize=32)
+def original_permutation(n: int, total: int, seed: int) -> np.ndarray:
+    """np.random.seed(seed); shuffle(tile(arange(n))[:total]) — the original sampler's list."""
+    reps = (total - 1) // n + 1
+    indices = np.tile(np.arange(n, dtype=np.int64 if n >= 2**31 else np.int32), reps)[:total]
+    np.random.RandomState(seed).shuffle(indices)
+    return indices
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamLayout:
+    """Where this process's local batch sits in the global batch of one dataset."""
+
+    batch_size: int  # global
+    process_index: int
+    process_count: int  # 1 when the batch is replicated on every process
+
+    @property
+    def local_batch(self) -> int:
+        return self.batch_size // self.process_count
+
+    def slot(self, j: int) -> int:
+        return self.process_index * self.local_batch + j
+
+
+def _layout(batch_size, data_parallel, process_index, process_count) -> StreamLayout:
+    """Shard over processes when the batch divides both the processes and the data axes."""
+    if batch_size % process_count == 0 and batch_size % data_parallel == 0:
+        return StreamLayout(batch_size, process_index, process_count)
+    return StreamLayout(batch_size, 0, 1)  # small batches (e.g. parsing 2) are replicated
+
+
+def _stable_id(name: str) -> int:
+    return sum((i + 1) * ord(c) for i, c in enumerate(name)) % 1_000_003
+
+
+class _TrainElements:
+    """k-th local element -> transformed example of its global (step, slot) (picklable)."""
+
+    def __init__(self, source, dataset, layout, num_steps, seed, world_size, size):
+        if layout.batch_size % world_size:
+            raise ValueError(f"{dataset}: batch {layout.batch_size} not divisible by {world_size}")
+        self.source, self.dataset, self.layout = source, dataset, layout
+        self.num_steps, self.seed, self.world_size, self.size = num_steps, seed, world_size, size
+        self.rank_batch = layout.batch_size // world_size
+        self.task_id = _stable_id(dataset)
+
+    def index(self, k: int) -> tuple[int, int, int]:
+        step, slot = divmod(k, self.layout.local_batch)
+        slot = self.layout.slot(slot)
+        rank, j = divmod(slot, self.rank_batch)
+        perm = original_permutation(
+            len(self.source), self.num_steps * self.layout.batch_size, self.seed
+        )
+        return step, slot, int(perm[(rank * self.num_steps + step) * self.rank_batch + j])
+
+    def __call__(self, k: int) -> dict:
+        step, slot, idx = self.index(k)
+        rng = np.random.default_rng([self.seed, self.task_id, step, slot])
+        ex = task_transforms.transform(self.dataset, self.source[idx], rng, True, self.size)
+        return ex | {"index": np.int32(idx)}
+
+
+def train_dataset(
+    source,
+    dataset: str,
+    batch_size: int,
+    num_steps: int,
+    *,
+    seed: int = 2048,
+    world_size: int = 1,
+    data_parallel: int = 1,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    size: int | None = None,
+) -> tuple[grain.MapDataset, StreamLayout]:
+    """MapDataset of this process's local train batches of one dataset, one per step."""
+    pi = jax.process_index() if process_index is None else process_index
+    pc = jax.process_count() if process_count is None else process_count
+    layout = _layout(batch_size, data_parallel, pi, pc)
+    fn = _TrainElements(source, dataset, layout, num_steps, seed, world_size, size)
+    ds = grain.MapDataset.range(num_steps * layout.local_batch).map(fn)
+    return ds.batch(layout.local_batch, drop_remainder=True), layout
+
+
+class _EvalElements:
+    def __init__(self, source, dataset, layout, size):
+        self.source, self.dataset, self.layout, self.size = source, dataset, layout, size
+
+    def __call__(self, k: int) -> dict:
+        step, j = divmod(k, self.layout.local_batch)
+        g = step * self.layout.batch_size + self.layout.slot(j)
+        valid = g < len(self.source)
+        idx = g if valid else 0
+        rng = np.random.default_rng(0)  # test transforms are deterministic
+        ex = task_transforms.transform(self.dataset, self.source[idx], rng, False, self.size)
+        return ex | {"index": np.int32(idx), "valid": np.bool_(valid)}
+
+
+def eval_dataset(
+    source,
+    dataset: str,
+    batch_size: int,
+    *,
+    data_parallel: int = 1,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    size: int | None = None,
+) -> tuple[grain.MapDataset, StreamLayout]:
+    """Every record once, in order; the last global batch is padded (`valid` False)."""
+    pi = jax.process_index() if process_index is None else process_index
+    pc = jax.process_count() if process_count is None else process_count
+    layout = _layout(batch_size, data_parallel, pi, pc)
+    steps = -(-len(source) // batch_size)
+    ds = grain.MapDataset.range(steps * layout.local_batch).map(
+        _EvalElements(source, dataset, layout, size)
+    )
+    return ds.batch(layout.local_batch, drop_remainder=True), layout
+
+
+class _Zip:
+    def __init__(self, streams: Mapping[str, grain.MapDataset]):
+        self.streams = dict(streams)
+
+    def __call__(self, step: int) -> dict:
+        return {name: ds[step] for name, ds in self.streams.items()}
+
+
+def mixed_dataset(
+    sources: Mapping[str, object],
+    batch_sizes: Mapping[str, int],
+    num_steps: int,
+    *,
+    seed: int = 2048,
+    world_size: int = 1,
+    data_parallel: int = 1,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    sizes: Mapping[str, int] | None = None,
+) -> tuple[grain.MapDataset, dict[str, StreamLayout]]:
+    """MapDataset over steps; element `step` = {dataset: local batch} for every dataset."""
+    missing = sorted(set(batch_sizes) - set(sources))
+    if missing:
+        raise KeyError(f"no source for datasets {missing}; sources given: {sorted(sources)}")
+    streams, layouts = {}, {}
+    for name, bs in batch_sizes.items():
+        streams[name], layouts[name] = train_dataset(
+            sources[name], name, bs, num_steps, seed=seed, world_size=world_size,
+            data_parallel=data_parallel, process_index=process_index,
+            process_count=process_count, size=(sizes or {}).get(name),
+        )  # fmt: skip
+    return grain.MapDataset.range(num_steps).map(_Zip(streams)), layouts
+
+
+def make_iterator(
+    ds: grain.MapDataset, *, num_threads: int = 2, prefetch: int = 4, workers: int = 0
+) -> grain.DatasetIterator:
+    """Checkpointable iterator (`get_state`/`set_state`); `workers` > 0 adds mp_prefetch."""
+    it_ds = ds.to_iter_dataset(
+        grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+    )
+    if workers > 0:
+        it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    return iter(it_ds)
+
+
+def data_parallel_size(mesh: jax.sharding.Mesh) -> int:
+    return int(np.prod([mesh.shape[a] for a in BATCH_AXES if a in mesh.shape]))
+
+
+def to_global(batch: Mapping, mesh: jax.sharding.Mesh, layouts: Mapping[str, StreamLayout]):
+    """{dataset: local numpy batch} -> {dataset: global jax.Arrays}; batch dim over BATCH_AXES
+    (replicated for a dataset whose layout is not process-sharded)."""
+    out = {}
+    for name, tree in batch.items():
+        layout, dp = layouts[name], data_parallel_size(mesh)
+        divisible = layout.batch_size % dp == 0
+        if layout.process_count > 1 and not divisible:
+            raise ValueError(
+                f"{name}: batch {layout.batch_size} is split over {layout.process_count} "
+                f"processes but not divisible by the mesh's data axes ({dp}); build the stream "
+                "with data_parallel=data_parallel_size(mesh)"
+            )
+        sharded = divisible and layout.process_count == jax.process_count()
+        spec = PartitionSpec(BATCH_AXES) if sharded else PartitionSpec()
+        sharding = NamedSharding(mesh, spec)
+        out[name] = jax.tree.map(
+            lambda x, s=sharding: jax.make_array_from_process_local_data(s, np.asarray(x)), tree
+        )
+    return out
+
+
+def global_batches(iterator: Iterator, mesh, layouts) -> Iterator[dict]:
+    for batch in iterator:
+        yield to_global(batch, mesh, layouts)
+
+
+def open_tfds(data_dir: str, name: str, split: str):
+    """A built TFDS dataset (ArrayRecord) as a random-access source; images stay encoded bytes
+    (decoded in the grain map). Needs no builder code and no TensorFlow."""
+    import tensorflow_datasets as tfds
+
+    root = os.path.join(data_dir, name)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: no built dataset (expected <data_dir>/{name}/<version>)")
+    versions = sorted(d for d in os.listdir(root) if d[:1].isdigit())
+    if not versions:
+        raise FileNotFoundError(f"{root}: no version directory with dataset_info.json")
+    builder = tfds.builder_from_directory(os.path.join(root, versions[-1]))
+    decoders = {
+        k: tfds.decode.SkipDecoding()
+        for k, f in builder.info.features.items()
+        if isinstance(f, tfds.features.Image)
+    }
+    return builder.as_data_source(split=split, decoders=decoders)
