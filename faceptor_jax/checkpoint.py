@@ -78,3 +78,53 @@ def load_vit_encoder(directory: str | os.PathLike, **overrides: Any) -> ViTEncod
     nnx.replace_by_pure_dict(state, values)
     nnx.update(model, state)
     return model
+
+
+class TrainCheckpoints:
+    """Training checkpoints in `<workdir>/checkpoints/<step>/{state,data}`: the whole train state
+    (params, optimizer, step, RNG) and every process's data-iterator position.
+
+    Saves are asynchronous and atomic (orbax writes `<step>.orbax-checkpoint-tmp` and renames it
+    when complete; unfinished ones are removed at start-up). Keeps the latest `keep` and every
+    `keep_every`-th step.
+    """
+
+    def __init__(self, workdir: str | os.PathLike, keep: int = 3, keep_every: int = 0):
+        import grain
+
+        self._grain = grain
+        policies = [ocp.checkpoint_managers.LatestN(n=max(keep, 1))]
+        if keep_every:
+            policies.append(ocp.checkpoint_managers.EveryNSteps(interval_steps=keep_every))
+        options = ocp.CheckpointManagerOptions(
+            enable_async_checkpointing=True,
+            cleanup_tmp_directories=True,
+            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+        )
+        path = os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
+        self.manager = ocp.CheckpointManager(path, options=options, item_names=("state", "data"))
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state: Any, data_iterator: Any) -> None:
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=self._grain.checkpoint.CheckpointSave(data_iterator),
+        )
+        self.manager.save(step, args=args, force=True)
+
+    def restore(self, step: int, abstract_state: Any, data_iterator: Any) -> Any:
+        """State restored onto `abstract_state`'s shardings; `data_iterator` is repositioned."""
+        args = ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=self._grain.checkpoint.CheckpointRestore(data_iterator),
+        )
+        return self.manager.restore(step, args=args)["state"]
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()

@@ -1,0 +1,115 @@
+"""Shared pieces of the published recipes (FACEPTOR_SPEC §4, §7). Configs are plain data.
+
+Batch sizes are GLOBAL (the original's per-GPU size × its GPU count); `loss_weight` and
+`task_weights` are the original YAML values: the effective weight of task t of type T is
+loss_weight_t / Σ_{t'∈T} loss_weight_t' · task_weight_T, and the total loss is
+Σ w_t·L_t / Σ w_t.
+"""
+
+import ml_collections
+
+# dataset-level task name -> (dataset of data/ and the input pipeline, image size)
+DATASET = {
+    "recognition_ms1mv3": "ms1mv3",
+    "age_morph2": "morph2",
+    "age_utkface": "utkface",
+    "attributes_celeba": "celeba",
+    "expression_affectnet": "affectnet",
+    "expression_rafdb": "rafdb",
+    "expression_ferplus": "ferplus",
+    "parsing_celebamaskhq": "celebamask_hq",
+    "parsing_lapa": "lapa",
+    "landmarks_300w": "ibug300w",
+    "landmarks_cofw": "cofw",
+    "landmarks_wflw": "wflw",
+    "landmarks_aflw": "aflw19",
+}
+# Verification sets evaluated for recognition (only those present are used).
+VERIFICATION = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "mlfw")
+
+
+def encoder(drop_path_rate: float = 0.2, **overrides) -> dict:
+    """FaRL ViT-B/16 with the 32×32 positional grid of 512-px inputs."""
+    return (
+        dict(
+            width=768,
+            depth=12,
+            heads=12,
+            patch=16,
+            mlp_dim=3072,
+            pe_grid=32,
+            dtype="bfloat16",
+            drop_path_rate=drop_path_rate,
+            drop_path_mode="token",
+            attention_impl=None,
+            remat=False,
+        )
+        | overrides
+    )
+
+
+def decoder(**overrides) -> dict:
+    return dict(hidden=256, heads=8, ffn=2048, layers=9, dtype="bfloat16") | overrides
+
+
+def tasks(batch: dict[str, int], loss_weight: dict[str, float] | None = None, **extra) -> dict:
+    """Per-task entries; the loss weight defaults to the batch size as in every original YAML."""
+    return {
+        name: dict(
+            dataset=DATASET[name],
+            batch_size=bs,
+            loss_weight=float((loss_weight or {}).get(name, bs)),
+            eval_batch_size=32,
+            image_size=0,  # 0: the task's own size (112 or 512); smaller for CPU demos
+        )
+        | extra
+        for name, bs in batch.items()
+    }
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Everything but the model, tasks and optimizer numbers of a specific recipe."""
+    c = ml_collections.ConfigDict()
+    c.seed = 2048
+    c.total_steps = 50000
+    c.mesh = (-1, 1, 1)  # (data, fsdp, model); -1 = all remaining devices
+    c.init = ml_collections.ConfigDict(dict(farl="", checkpoint=""))
+    c.data = ml_collections.ConfigDict(
+        dict(
+            source="synthetic",  # or "tfds": datasets built by `python -m data build`
+            data_dir="",
+            workers=0,
+            threads=2,
+            prefetch=4,
+            synthetic_identities=1000,
+            synthetic_length=100_000,
+            synthetic_test_length=512,
+        )
+    )
+    c.recognition_classes = 93431
+    c.trainable = ""  # regex on parameter paths: when set, only matching parameters train
+    c.log_every = 10
+    c.eval_every = 2500
+    c.eval_at_end = True
+    c.eval_max_batches = 0  # 0: the whole test split
+    c.checkpoint_every = 1000
+    c.keep_checkpoints = 3
+    c.keep_every = 5000  # also keep every N-th step's checkpoint
+    return c
+
+
+def faceptor_optim(total_steps: int = 50000, warmup_steps: int = 2000) -> dict:
+    """Faceptor: backbone ×1, heads/decoder/interpreters and the CosFace weight ×10."""
+    return dict(
+        base_lr=1e-6,
+        peak_lr=5e-5,
+        end_lr=0.0,
+        warmup_steps=warmup_steps,
+        total_steps=total_steps,
+        weight_decay=0.05,
+        clip_norm=5.0,
+        grad_accum=1,
+        decay_all=True,
+        groups=((r"model\.encoder\..*", "backbone"), (r"model\..*", "heads"), (r".*", "losses")),
+        multipliers=(("backbone", 1.0), ("heads", 10.0), ("losses", 10.0)),
+    )
