@@ -26,8 +26,7 @@ from faceptor_jax.model.interpreters import (
     MapInterpreter,
     RecognitionHead,
     ValueInterpreter,
-    landmark_output,
-    parsing_output,
+    output_module,
 )
 from faceptor_jax.model.layer_attention import LayerAttention
 from faceptor_jax.model.transformer_decoder import DecoderConfig, TaskQueryDecoder
@@ -144,14 +143,6 @@ class Faceptor(nnx.Module):
             else:
                 maps = self.map(out, mask_feats[start - n_value : end - n_value])
                 for s, m in zip(bucket, split_batch(maps, sizes), strict=True):
-                    outputs[s.name] = self._output_module(s, m, size)
+                    outputs[s.name] = output_module(s.output, m, size)
             start = end
         return outputs
-
-    @staticmethod
-    def _output_module(spec: HeadSpec, maps: jax.Array, size: tuple[int, int]) -> dict:
-        if spec.output == "parsing":
-            return {"maps": maps, "logits": parsing_output(maps, size)}
-        if spec.output == "landmarks":
-            return landmark_output(maps)
-        return {"maps": maps}

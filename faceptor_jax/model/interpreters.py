@@ -85,3 +85,12 @@ def landmark_output(heatmaps: jax.Array) -> dict[str, jax.Array]:
     xs = jnp.einsum("bhwk,w->bk", acted, jnp.arange(w, dtype=jnp.float32), precision=hi)
     points = jnp.stack([(xs / total + 0.5) / w, (ys / total + 0.5) / h], axis=-1)
     return {"heatmap": heatmaps, "heatmap_acted": acted, "landmarks": points}
+
+
+def output_module(kind: str, maps: jax.Array, size: tuple[int, int]) -> dict[str, jax.Array]:
+    """Apply a task's output module ("parsing", "landmarks" or "none") to its maps [B, h, w, Q]."""
+    if kind == "parsing":
+        return {"maps": maps, "logits": parsing_output(maps, size)}
+    if kind == "landmarks":
+        return landmark_output(maps)
+    return {"maps": maps}
