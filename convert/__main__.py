@@ -1,15 +1,17 @@
 """`python -m convert <kind> --src FILE --dst DIR`: PyTorch checkpoints -> faceptor_jax checkpoints.
 
-Kinds: `farl` (FaRL / CLIP image tower -> ViT encoder).
+Kinds: `farl` (FaRL / CLIP image tower -> ViT encoder), `faceptor` (Faceptor / Naive Faceptor
+training checkpoints -> `Faceptor` / `NaiveFaceptor`; the CosFace classifier is stored apart).
 """
 
 import argparse
 import os
 import sys
 
+from convert.faceptor import VARIANTS, convert_faceptor
 from convert.farl import convert_farl
 from convert.mapping import ConversionError
-from convert.torch_reader import CheckpointError, read_state_dict
+from convert.torch_reader import CheckpointError, load_torch_file, read_state_dict, state_dict_from
 from faceptor_jax.checkpoint import save_params
 
 
@@ -18,6 +20,23 @@ def convert_farl_file(src: str, dst: str, heads: int | None = None, pe_grid: int
     state = read_state_dict(src)
     cfg, params = convert_farl(state, src, heads=heads, pe_grid=pe_grid)
     save_params(dst, "farl_vit", cfg, params, extra={"source": os.path.abspath(src)})
+
+
+def convert_faceptor_file(
+    src: str,
+    dst: str,
+    variant: str,
+    heads: int | None = None,
+    decoder_heads: int | None = None,
+) -> None:
+    """Read a Faceptor .pth.tar safely, convert strictly, write model + losses to `dst`."""
+    obj = load_torch_file(src)
+    state = state_dict_from(obj, src)
+    cfg, params, losses = convert_faceptor(state, src, variant, heads, decoder_heads)
+    kind = "naive_faceptor" if VARIANTS[variant].model == "naive" else "faceptor"
+    step = obj.get("step") if isinstance(obj, dict) else None
+    extra = {"source": os.path.abspath(src), "variant": variant, "step": step}
+    save_params(dst, kind, cfg, params, extra=extra, losses=losses)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,10 +49,22 @@ def main(argv: list[str] | None = None) -> int:
     farl.add_argument(
         "--pe_grid", type=int, default=32, help="stored positional grid (32 = 512 px, Faceptor)"
     )
+    fac = sub.add_parser("faceptor", help="Faceptor / Naive Faceptor .pth.tar -> checkpoint")
+    fac.add_argument("--src", required=True, help="training checkpoint ({'state_dict': ...})")
+    fac.add_argument("--variant", required=True, choices=list(VARIANTS), help="what it holds")
+    fac.add_argument("--dst", required=True, help="output directory (must not hold a checkpoint)")
+    fac.add_argument("--heads", type=int, default=None, help="encoder heads (default width//64)")
+    fac.add_argument(
+        "--decoder_heads", type=int, default=None, help="decoder heads (default hidden//32)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.kind == "farl":
             convert_farl_file(args.src, args.dst, heads=args.heads, pe_grid=args.pe_grid)
+        else:
+            convert_faceptor_file(
+                args.src, args.dst, args.variant, heads=args.heads, decoder_heads=args.decoder_heads
+            )
     except (CheckpointError, ConversionError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from convert.mapping import Rule, apply_rules, flatten_paths, unflatten_paths
 from convert.torch_reader import CheckpointError
 from faceptor_jax.model.vit import ViTConfig, ViTEncoder, bicubic_matrix
 
-BLOCK = r"visual\.transformer\.resblocks\.(?P<layer>\d+)\."
+PREFIX = r"visual\."
 
 # Keys that exist in FaRL/CLIP files but are deliberately not part of the encoder.
 DROPPED = (
@@ -33,9 +33,12 @@ DROPPED = (
 )
 
 
-def _rules(cfg: ViTConfig) -> list[Rule]:
+def rules(cfg: ViTConfig, prefix: str = PREFIX, resize_pe: bool = True) -> list[Rule]:
+    """Encoder rules for keys under `prefix` (a regex). `resize_pe`: FaRL stores a 14×14 grid
+    (resized here to `cfg.pe_grid`); Faceptor checkpoints already store the trained 32×32 grid."""
     d, h = cfg.width, cfg.heads
     k = d // h
+    block = prefix + r"transformer\.resblocks\.(?P<layer>\d+)\."
 
     def qkv_w(w: np.ndarray) -> np.ndarray:  # [3D, D] (q, k, v row blocks) -> [D, 3, H, K]
         return w.reshape(3, h, k, w.shape[-1]).transpose(3, 0, 1, 2)
@@ -44,6 +47,8 @@ def _rules(cfg: ViTConfig) -> list[Rule]:
         g = round((p.shape[0] - 1) ** 0.5)
         if g * g + 1 != p.shape[0]:
             raise ValueError(f"{p.shape[0]} rows are not 1 + a square grid")
+        if not resize_pe:
+            return p
         m = bicubic_matrix(g, cfg.pe_grid)
         grid = p[1:].reshape(g, g, -1).astype(np.float64)
         grid = np.einsum("oh,hwd->owd", m, grid)
@@ -51,31 +56,36 @@ def _rules(cfg: ViTConfig) -> list[Rule]:
         return np.concatenate([p[:1], grid.reshape(-1, p.shape[1]).astype(p.dtype)])
 
     return [
-        Rule(r"visual\.class_embedding", "class_embed"),
-        Rule(r"visual\.positional_embedding", "pos_embed", pos),
-        Rule(r"visual\.conv1\.weight", "patch_embed", lambda w: w.transpose(2, 3, 1, 0)),
-        Rule(r"visual\.ln_pre\.weight", "ln_pre.scale"),
-        Rule(r"visual\.ln_pre\.bias", "ln_pre.bias"),
-        Rule(BLOCK + r"ln_1\.weight", "blocks.ln_1.scale"),
-        Rule(BLOCK + r"ln_1\.bias", "blocks.ln_1.bias"),
-        Rule(BLOCK + r"ln_2\.weight", "blocks.ln_2.scale"),
-        Rule(BLOCK + r"ln_2\.bias", "blocks.ln_2.bias"),
-        Rule(BLOCK + r"attn\.in_proj_weight", "blocks.attn.qkv", qkv_w),
-        Rule(BLOCK + r"attn\.in_proj_bias", "blocks.attn.qkv_bias", lambda b: b.reshape(3, h, k)),
-        Rule(BLOCK + r"attn\.out_proj\.weight", "blocks.attn.out", lambda w: w.T.reshape(h, k, d)),
-        Rule(BLOCK + r"attn\.out_proj\.bias", "blocks.attn.out_bias"),
-        Rule(BLOCK + r"mlp\.c_fc\.weight", "blocks.mlp.fc1", lambda w: w.T),
-        Rule(BLOCK + r"mlp\.c_fc\.bias", "blocks.mlp.fc1_bias"),
-        Rule(BLOCK + r"mlp\.c_proj\.weight", "blocks.mlp.fc2", lambda w: w.T),
-        Rule(BLOCK + r"mlp\.c_proj\.bias", "blocks.mlp.fc2_bias"),
+        Rule(prefix + r"class_embedding", "class_embed"),
+        Rule(prefix + r"positional_embedding", "pos_embed", pos),
+        Rule(prefix + r"conv1\.weight", "patch_embed", lambda w: w.transpose(2, 3, 1, 0)),
+        Rule(prefix + r"ln_pre\.weight", "ln_pre.scale"),
+        Rule(prefix + r"ln_pre\.bias", "ln_pre.bias"),
+        Rule(block + r"ln_1\.weight", "blocks.ln_1.scale"),
+        Rule(block + r"ln_1\.bias", "blocks.ln_1.bias"),
+        Rule(block + r"ln_2\.weight", "blocks.ln_2.scale"),
+        Rule(block + r"ln_2\.bias", "blocks.ln_2.bias"),
+        Rule(block + r"attn\.in_proj_weight", "blocks.attn.qkv", qkv_w),
+        Rule(block + r"attn\.in_proj_bias", "blocks.attn.qkv_bias", lambda b: b.reshape(3, h, k)),
+        Rule(block + r"attn\.out_proj\.weight", "blocks.attn.out", lambda w: w.T.reshape(h, k, d)),
+        Rule(block + r"attn\.out_proj\.bias", "blocks.attn.out_bias"),
+        Rule(block + r"mlp\.c_fc\.weight", "blocks.mlp.fc1", lambda w: w.T),
+        Rule(block + r"mlp\.c_fc\.bias", "blocks.mlp.fc1_bias"),
+        Rule(block + r"mlp\.c_proj\.weight", "blocks.mlp.fc2", lambda w: w.T),
+        Rule(block + r"mlp\.c_proj\.bias", "blocks.mlp.fc2_bias"),
     ]
 
 
 def infer_config(
-    state: dict[str, np.ndarray], source: str, heads: int | None = None, pe_grid: int = 32
+    state: dict[str, np.ndarray],
+    source: str,
+    heads: int | None = None,
+    pe_grid: int = 32,
+    prefix: str = "visual.",
 ) -> ViTConfig:
-    """ViT dims from tensor shapes. `heads` defaults to width // 64 (FaRL/CLIP)."""
-    needed = ("visual.class_embedding", "visual.conv1.weight")
+    """ViT dims from tensor shapes of the keys under `prefix` (a plain string). `heads`
+    defaults to width // 64 (FaRL/CLIP)."""
+    needed = (prefix + "class_embedding", prefix + "conv1.weight")
     absent = [k for k in needed if k not in state]
     if absent:
         sample = ", ".join(sorted(state)[:5])
@@ -83,15 +93,12 @@ def infer_config(
             f"{source}: not a FaRL/CLIP image-tower checkpoint: missing {', '.join(absent)} "
             f"(found keys like {sample})"
         )
-    width = int(state["visual.class_embedding"].shape[0])
-    patch = int(state["visual.conv1.weight"].shape[-1])
-    layers = {
-        int(m.group(1))
-        for k in state
-        if (m := re.match(r"visual\.transformer\.resblocks\.(\d+)\.", k))
-    }
+    width = int(state[prefix + "class_embedding"].shape[0])
+    patch = int(state[prefix + "conv1.weight"].shape[-1])
+    block = re.escape(prefix) + r"transformer\.resblocks\.(\d+)\."
+    layers = {int(m.group(1)) for k in state if (m := re.match(block, k))}
     depth = max(layers) + 1 if layers else 0
-    fc = state.get("visual.transformer.resblocks.0.mlp.c_fc.weight")
+    fc = state.get(prefix + "transformer.resblocks.0.mlp.c_fc.weight")
     mlp_dim = int(fc.shape[0]) if fc is not None else 4 * width
     heads = heads or max(width // 64, 1)
     if depth == 0 or width % heads:
@@ -111,7 +118,7 @@ def convert_farl(
     cfg = infer_config(state, source, heads, pe_grid)
     abstract = nnx.eval_shape(lambda: ViTEncoder(cfg, rngs=nnx.Rngs(0)))
     skeleton = flatten_paths(nnx.to_pure_dict(nnx.state(abstract)))
-    flat = apply_rules(state, _rules(cfg), DROPPED, skeleton, source)
+    flat = apply_rules(state, rules(cfg), DROPPED, skeleton, source)
     dtypes = {p: s.dtype for p, s in skeleton.items()}
     params = {p: np.asarray(v, dtype=dtypes[p]) for p, v in flat.items()}
     return cfg, unflatten_paths(params)

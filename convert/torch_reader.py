@@ -49,9 +49,13 @@ def read_state_dict(path: str | os.PathLike, container_key: str | None = "state_
     The file may hold the state dict directly or under `container_key` (FaRL and Faceptor both
     use {'state_dict': ...}). Entries that are not tensors are rejected with their keys named.
     """
+    return state_dict_from(load_torch_file(path), path, container_key)
+
+
+def state_dict_from(obj: Any, path: str | os.PathLike, container_key: str | None = "state_dict"):
+    """The state dict of an already loaded checkpoint object (see `read_state_dict`)."""
     import torch
 
-    obj = load_torch_file(path)
     if isinstance(obj, Mapping) and container_key and container_key in obj:
         obj = obj[container_key]
     if not isinstance(obj, Mapping) or not obj:

@@ -15,25 +15,36 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
+from faceptor_jax.model.naive import NaiveConfig, NaiveFaceptor
 from faceptor_jax.model.vit import ViTConfig, ViTEncoder
 
 MODEL_FILE = "model.json"
 PARAMS_DIR = "params"
+LOSSES_DIR = "losses"  # loss parameters (the CosFace classifier), apart from the model
 
 
 def save_params(
-    directory: str | os.PathLike, kind: str, config: Any, params: dict, extra: dict | None = None
+    directory: str | os.PathLike,
+    kind: str,
+    config: Any,
+    params: dict,
+    extra: dict | None = None,
+    losses: dict | None = None,
 ) -> None:
-    """Write a pure-dict param tree and its description to `directory` (must not exist)."""
+    """Write a pure-dict param tree (+ optional loss params) and its description to
+    `directory` (which must not hold a checkpoint yet)."""
     directory = os.path.abspath(os.fspath(directory))
     if os.path.exists(os.path.join(directory, MODEL_FILE)):
         raise FileExistsError(f"{directory} already holds a checkpoint ({MODEL_FILE} exists)")
     os.makedirs(directory, exist_ok=True)
     ckptr = ocp.StandardCheckpointer()
     ckptr.save(os.path.join(directory, PARAMS_DIR), params, force=True)
+    if losses:
+        ckptr.save(os.path.join(directory, LOSSES_DIR), losses, force=True)
     ckptr.wait_until_finished()
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-    meta = {"kind": kind, "config": cfg, **(extra or {})}
+    meta = {"kind": kind, "config": cfg, "losses": sorted(losses or {}), **(extra or {})}
     tmp = os.path.join(directory, MODEL_FILE + ".tmp")
     with open(tmp, "w") as f:
         json.dump(meta, f, indent=2)
@@ -78,6 +89,46 @@ def load_vit_encoder(directory: str | os.PathLike, **overrides: Any) -> ViTEncod
     nnx.replace_by_pure_dict(state, values)
     nnx.update(model, state)
     return model
+
+
+def load_losses(directory: str | os.PathLike) -> dict:
+    """The loss parameters stored beside the model ({} if none), e.g.
+    {"recognition_ms1mv3": {"classifier": [classes, 512]}} (rows are CosFace class centres)."""
+    path = os.path.join(os.path.abspath(os.fspath(directory)), LOSSES_DIR)
+    if not os.path.isdir(path):
+        return {}
+    return ocp.StandardCheckpointer().restore(path)
+
+
+def _restore_into(model: nnx.Module, directory: str | os.PathLike) -> nnx.Module:
+    state = nnx.state(model)
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
+    nnx.replace_by_pure_dict(state, load_params(directory, target))
+    nnx.update(model, state)
+    return model
+
+
+def load_faceptor(directory: str | os.PathLike, **encoder_overrides: Any) -> nnx.Module:
+    """A `Faceptor` or `NaiveFaceptor` with the weights of a converted checkpoint.
+
+    `encoder_overrides` replace encoder config fields that do not change parameter shapes
+    (dtype, drop_path_rate, attention_impl, remat).
+    """
+    meta = read_meta(directory)
+    kind = meta.get("kind")
+    if kind == "faceptor":
+        cfg = FaceptorConfig.from_dict(meta["config"])
+        cls = Faceptor
+    elif kind == "naive_faceptor":
+        cfg = NaiveConfig.from_dict(meta["config"])
+        cls = NaiveFaceptor
+    else:
+        raise ValueError(
+            f"{directory}: holds a {kind!r} model, expected 'faceptor' or 'naive_faceptor'"
+        )
+    cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, **encoder_overrides))
+    model = nnx.eval_shape(lambda: cls(cfg, rngs=nnx.Rngs(0)))
+    return _restore_into(model, directory)
 
 
 class TrainCheckpoints:

@@ -210,3 +210,128 @@ def drop_path(x: jax.Array, rate: jax.Array | float, key: jax.Array, mode: str) 
     # rate == 0 must be an exact identity (block 0 of the linspace schedule).
     scale = jnp.where(keep > 0, 1.0 / jnp.maximum(keep, 1e-12), 0.0)
     return jnp.where(mask, x * scale.astype(x.dtype), jnp.zeros((), x.dtype))
+
+
+class Linear(nnx.Module):
+    """y = x·W + b over the last axis (PyTorch `nn.Linear` with W stored [in, out])."""
+
+    def __init__(
+        self,
+        din: int,
+        dout: int,
+        *,
+        bias: bool = True,
+        axes: tuple[str | None, str | None] = ("embed", "mlp"),
+        dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.dtype = dtype
+        init = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
+        self.kernel = param(rngs, init, (din, dout), axes)
+        self.bias = param(rngs, nnx.initializers.zeros, (dout,), axes[1:]) if bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = einsum("...i,io->...o", x, self.kernel[...], self.dtype)
+        return y if self.bias is None else y + self.bias[...].astype(self.dtype)
+
+
+class BatchNorm(nnx.Module):
+    """PyTorch BatchNorm over the last (channel) axis of [..., C].
+
+    eval: running statistics. train: batch statistics (biased variance) over every axis but the
+    last, and the running statistics updated as PyTorch does (unbiased variance), with Flax's
+    momentum convention: running = momentum·running + (1 − momentum)·batch (PyTorch 0.1 ↔ 0.9).
+    Under a mesh the batch mean is global (SyncBN semantics).
+    """
+
+    def __init__(self, dim: int, *, eps: float = 1e-5, momentum: float = 0.9, rngs: nnx.Rngs):
+        self.eps, self.momentum = eps, momentum
+        self.scale = param(rngs, nnx.initializers.ones, (dim,), ("channels",))
+        self.bias = param(rngs, nnx.initializers.zeros, (dim,), ("channels",))
+        self.mean = nnx.BatchStat(jnp.zeros((dim,), jnp.float32))
+        self.var = nnx.BatchStat(jnp.ones((dim,), jnp.float32))
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        x32 = x.astype(jnp.float32)
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            mean = x32.mean(axes)
+            var = jnp.square(x32 - mean).mean(axes)
+            n = x32.size // x32.shape[-1]
+            unbiased = var * (n / max(n - 1, 1))
+            m = self.momentum
+            self.mean[...] = m * self.mean[...] + (1 - m) * jax.lax.stop_gradient(mean)
+            self.var[...] = m * self.var[...] + (1 - m) * jax.lax.stop_gradient(unbiased)
+        else:
+            mean, var = self.mean[...], self.var[...]
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
+        return y.astype(x.dtype)
+
+
+class Conv2d(nnx.Module):
+    """NHWC convolution, kernel [kh, kw, Cin, Cout] (PyTorch [Cout, Cin, kh, kw] transposed)."""
+
+    def __init__(
+        self,
+        din: int,
+        dout: int,
+        kernel: int,
+        *,
+        padding: int = 0,
+        bias: bool = True,
+        dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.padding, self.dtype = padding, dtype
+        init = nnx.initializers.variance_scaling(
+            1.0, "fan_in", "truncated_normal", in_axis=(0, 1, 2)
+        )
+        self.kernel = param(rngs, init, (kernel, kernel, din, dout), (None, None, "embed", "mlp"))
+        self.bias = param(rngs, nnx.initializers.zeros, (dout,), ("mlp",)) if bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x: [B, H, W, Cin] -> [B, H', W', Cout] (stride 1)."""
+        w = self.kernel[...]
+        if w.shape[0] == 1 and w.shape[1] == 1 and self.padding == 0:
+            y = einsum("bhwc,co->bhwo", x, w[0, 0], self.dtype)
+        else:
+            p = self.padding
+            y = jax.lax.conv_general_dilated(
+                x.astype(self.dtype),
+                w.astype(self.dtype),
+                window_strides=(1, 1),
+                padding=((p, p), (p, p)),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                preferred_element_type=jnp.float32,
+            ).astype(self.dtype)
+        return y if self.bias is None else y + self.bias[...].astype(self.dtype)
+
+
+class ConvTranspose2x2(nnx.Module):
+    """PyTorch `ConvTranspose2d(k=2, s=2)`: no overlap, each input pixel becomes a 2×2 block.
+
+    out[b, 2i+di, 2j+dj, o] = bias[o] + Σ_c x[b, i, j, c]·W[di, dj, c, o]; kernel [2, 2, Cin, Cout]
+    (PyTorch stores [Cin, Cout, 2, 2]).
+    """
+
+    def __init__(self, din: int, dout: int, *, dtype: jnp.dtype = jnp.float32, rngs: nnx.Rngs):
+        self.dtype = dtype
+        init = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=2)
+        self.kernel = param(rngs, init, (2, 2, din, dout), (None, None, "embed", "mlp"))
+        self.bias = param(rngs, nnx.initializers.zeros, (dout,), ("mlp",))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x: [B, H, W, Cin] -> [B, 2H, 2W, Cout]."""
+        b, h, w, _ = x.shape
+        y = einsum("bhwc,klco->bhkwlo", x, self.kernel[...], self.dtype)
+        y = y.reshape(b, 2 * h, 2 * w, -1)
+        return y + self.bias[...].astype(self.dtype)
+
+
+def dropout(x: jax.Array, rate: float, key: jax.Array | None, shape: tuple | None = None):
+    """Inverted dropout; identity when `key` is None (eval). `shape` broadcasts the mask
+    (e.g. [B, 1, 1, C] for PyTorch's Dropout2d)."""
+    if key is None or rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, shape or x.shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype))
