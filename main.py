@@ -1,25 +1,81 @@
-"""Entry point: `python main.py --config=configs/<name>.py --workdir=DIR [--mode=train|eval]`.
+"""Train or evaluate Faceptor: `python main.py --config=configs/<name>.py --workdir=DIR`.
 
-Training and evaluation land in later issues; today this parses the flags and the config.
+    python main.py --config=configs/tiny.py --workdir=/tmp/tiny                # train (+ eval)
+    python main.py --config=configs/tiny.py --workdir=/tmp/tiny --mode=eval    # evaluate only
+    python main.py --config=configs/faceptor_full.py --workdir=DIR --mode=eval \
+        --config.init.checkpoint=CONVERTED_DIR                                 # a released model
+
+Config fields can be overridden on the command line (`--config.total_steps=1000`). Multi-host:
+pass --coordinator, --num_processes and --process_id (or rely on the environment a TPU pod or
+SLURM provides) and every process runs the same command.
 """
 
-from absl import app, flags
+import os
+
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (get_config()).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train, or evaluate only.")
+_COORDINATOR = flags.DEFINE_string("coordinator", None, "host:port of process 0 (multi-host).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of JAX processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+
+
+def make_sources(config):
+    """(dataset, split, image size) -> random-access source, synthetic or built TFDS."""
+    from faceptor_jax import input_pipeline, task_transforms
+
+    data = config.data
+    if data.source == "synthetic":
+        from data.synthetic_faces.source import SyntheticFaces
+
+        def synthetic(dataset: str, split: str, size: int):
+            length = data.synthetic_length if split == "train" else data.synthetic_test_length
+            return SyntheticFaces(
+                dataset, split, length=length, num_identities=data.synthetic_identities,
+                size=size,
+            )  # fmt: skip
+
+        return synthetic
+    if data.source == "tfds":
+        if not data.data_dir:
+            raise ValueError("config.data.source='tfds' needs --config.data.data_dir")
+
+        def built(dataset: str, split: str, size: int):
+            spec = task_transforms.spec(dataset)
+            name = spec.train_split if split == "train" else spec.test_split
+            return input_pipeline.open_tfds(data.data_dir, dataset, name)
+
+        return built
+    raise ValueError(f"config.data.source {data.source!r}: expected 'synthetic' or 'tfds'")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config = _CONFIG.value
-    print(f"mode={_MODE.value} workdir={_WORKDIR.value}")
-    print(config)
-    raise SystemExit(
-        f"--mode={_MODE.value} is not implemented yet: training and evaluation land with issue 7."
+    import jax
+
+    if _COORDINATOR.value or _NUM_PROCESSES.value:
+        jax.distributed.initialize(
+            coordinator_address=_COORDINATOR.value,
+            num_processes=_NUM_PROCESSES.value,
+            process_id=_PROCESS_ID.value,
+        )
+    elif os.environ.get("TPU_WORKER_HOSTNAMES") or os.environ.get("SLURM_NTASKS", "1") != "1":
+        jax.distributed.initialize()  # the cluster's environment says where the coordinator is
+    from faceptor_jax import loop
+
+    config, workdir = _CONFIG.value, _WORKDIR.value
+    logging.info(
+        "process %d/%d, devices %s", jax.process_index(), jax.process_count(), jax.devices()
     )
+    sources = make_sources(config)
+    if _MODE.value == "train":
+        loop.train_and_evaluate(config, workdir, sources)
+    else:
+        loop.evaluate_only(config, workdir, sources)
 
 
 if __name__ == "__main__":

@@ -179,3 +179,85 @@ class TrainCheckpoints:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _fill(target: dict, source: dict, what: str) -> tuple[dict, list[str]]:
+    """Copy `source` arrays into `target` (same paths under `prefix`), keeping target shardings.
+
+    Shape mismatches stop with every offending path named; target paths the source lacks keep
+    their initial values and are returned (e.g. stage-2 levels absent from stage-1 weights)."""
+    flat_t, flat_s = _flat(target), _flat(source)
+    missing, bad = [], []
+    filled = {}
+    for path, leaf in flat_t.items():
+        if path not in flat_s:
+            missing.append(path)
+            filled[path] = leaf
+            continue
+        value = flat_s[path]
+        if tuple(value.shape) != tuple(leaf.shape):
+            bad.append(f"{path}: checkpoint {tuple(value.shape)}, model {tuple(leaf.shape)}")
+            continue
+        filled[path] = jax.device_put(value.astype(leaf.dtype), leaf.sharding)
+    if bad:
+        raise ValueError(f"{what}: shape mismatches:\n  " + "\n  ".join(bad))
+    out: dict = {}
+    for path, v in filled.items():
+        node = out
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = v
+    return out, missing
+
+
+def init_from(init: Any, state: dict) -> dict:
+    """Initialise a fresh train state from converted/trained weights (`config.init`):
+    `init.checkpoint` — a Faceptor / Naive Faceptor checkpoint directory (all model weights,
+    BatchNorm statistics and the CosFace classifier where present); `init.farl` — a FaRL
+    encoder checkpoint (the encoder only). Parameters the source lacks keep their random init
+    and are logged (as the original's strict=False load)."""
+    from absl import logging
+
+    state = dict(state)
+    for key in ("farl", "checkpoint"):
+        directory = init.get(key, "")
+        if not directory:
+            continue
+        meta = read_meta(directory)
+        source = load_params(directory)
+        if key == "farl":
+            source = {"encoder": source}
+            if meta.get("kind") != "farl_vit":
+                raise ValueError(f"{directory}: init.farl expects a 'farl_vit' checkpoint")
+        model = {"params": state["params"]["model"], "model_state": state["model_state"]}
+        merged = {}
+        for part, tree in model.items():
+            merged[part], missing = _fill(tree, source, directory)
+            if missing and key == "checkpoint":
+                logging.warning("%s: %d %s entries not in the checkpoint keep their init: %s",
+                                directory, len(missing), part, ", ".join(missing[:8]))  # fmt: skip
+        classifier = load_losses(directory).get("recognition_ms1mv3", {}).get("classifier")
+        params = {"model": merged["params"], "loss": dict(state["params"]["loss"])}
+        if classifier is not None and "cosface" in params["loss"]:
+            w = params["loss"]["cosface"]
+            if classifier.shape[0] > w.shape[0] or classifier.shape[1] != w.shape[1]:
+                raise ValueError(
+                    f"{directory}: CosFace classifier {tuple(classifier.shape)} does not fit the "
+                    f"configured {tuple(w.shape)} (config.recognition_classes, model.embed_dim)"
+                )
+            padded = jax.numpy.zeros(w.shape, w.dtype).at[: classifier.shape[0]].set(classifier)
+            params["loss"]["cosface"] = jax.device_put(padded, w.sharding)
+        state |= {"params": params, "model_state": merged["model_state"]}
+        logging.info("initialised from %s (%s)", directory, meta.get("kind"))
+    return state

@@ -11,7 +11,9 @@ import jax
 from faceptor_jax.model.heads import HeadSpec
 from faceptor_jax.tasks import age, attributes, expression, landmarks, parsing, recognition
 from faceptor_jax.tasks.parsing import CELEBAMASK_LABELS, LAPA_LABELS
-from faceptor_jax.tasks.spec import Task, TaskType
+from faceptor_jax.tasks.spec import LossContext, Task, TaskType
+
+__all__ = ["TASKS", "LossContext", "Task", "TaskType", "get", "head_specs"]
 
 R, A, T, E, P, L = (m.TYPE for m in (recognition, age, attributes, expression, parsing, landmarks))
 EXPR = expression.LABELS

@@ -7,20 +7,29 @@ evaluator; the estimate is the expectation Σ k·p_k.
 from collections.abc import Mapping
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
-from faceptor_jax.tasks.spec import Task, TaskType
-
-
-def probabilities(logits: jax.Array) -> jax.Array:
-    s = jax.nn.sigmoid(logits.astype(jnp.float32))
-    return s / jnp.maximum(s.sum(-1, keepdims=True), 1e-12)
+from faceptor_jax import losses, report
+from faceptor_jax.metrics import AgeAccumulator
+from faceptor_jax.tasks.spec import LossContext, Task, TaskType
 
 
 def decode(raw: Mapping[str, jax.Array], task: Task) -> dict:
-    p = probabilities(raw["logits"])
-    ages = jnp.arange(p.shape[-1], dtype=jnp.float32)
-    return {"logits": raw["logits"], "probabilities": p, "age": p @ ages}
+    p = losses.age_probabilities(raw["logits"])
+    return {"logits": raw["logits"], "probabilities": p, "age": losses.expected_age(raw["logits"])}
 
 
-TYPE = TaskType("age", "age", "value", "none", decode)
+def loss(raw: Mapping[str, jax.Array], batch: Mapping[str, jax.Array], ctx: LossContext):
+    return losses.age_loss(raw["logits"], batch["age"])  # DLDL-v2: KL + expectation L1
+
+
+def evaluate(raw, batch, dataset: str, size: int) -> AgeAccumulator:
+    pred = np.asarray(losses.expected_age(np.asarray(raw["logits"], np.float32)))
+    return AgeAccumulator.from_batch(pred, batch["age"])
+
+
+def summarize(acc: AgeAccumulator, dataset: str) -> report.Result:
+    return report.Result("age", dataset, acc.compute())
+
+
+TYPE = TaskType("age", "age", "value", "none", decode, loss, evaluate, summarize)

@@ -5,7 +5,9 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 
-from faceptor_jax.tasks.spec import Task, TaskType
+from faceptor_jax import losses, report
+from faceptor_jax.metrics import ClassificationAccumulator
+from faceptor_jax.tasks.spec import LossContext, Task, TaskType
 
 LABELS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")
 
@@ -19,4 +21,16 @@ def decode(raw: Mapping[str, jax.Array], task: Task) -> dict:
     }
 
 
-TYPE = TaskType("expression", "affect", "value", "none", decode)
+def loss(raw: Mapping[str, jax.Array], batch: Mapping[str, jax.Array], ctx: LossContext):
+    return losses.expression_loss(raw["logits"], batch["label"])
+
+
+def evaluate(raw, batch, dataset: str, size: int) -> ClassificationAccumulator:
+    return ClassificationAccumulator.from_batch(raw["logits"], batch["label"])
+
+
+def summarize(acc: ClassificationAccumulator, dataset: str) -> report.Result:
+    return report.Result("expression", dataset, acc.compute(LABELS))
+
+
+TYPE = TaskType("expression", "affect", "value", "none", decode, loss, evaluate, summarize)

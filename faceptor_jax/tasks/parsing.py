@@ -5,8 +5,11 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from faceptor_jax.tasks.spec import Task, TaskType
+from faceptor_jax import losses, preprocess, report
+from faceptor_jax.metrics import ParsingAccumulator
+from faceptor_jax.tasks.spec import LossContext, Task, TaskType
 
 CELEBAMASK_LABELS = (
     "background", "neck", "face", "cloth", "rr", "lr", "rb", "lb", "re", "le", "nose",
@@ -22,4 +25,41 @@ def decode(raw: Mapping[str, jax.Array], task: Task) -> dict:
     return {"logits": logits, "label_map": jnp.argmax(logits, axis=-1).astype(jnp.int32)}
 
 
-TYPE = TaskType("parsing", "parsing", "map", "parsing", decode)
+LABELS = {"celebamask_hq": CELEBAMASK_LABELS, "lapa": LAPA_LABELS}
+WARP = {"lapa": 0.8}  # LaPa is aligned with a tanh-warp and scored at the original resolution
+
+
+def loss(raw: Mapping[str, jax.Array], batch: Mapping[str, jax.Array], ctx: LossContext):
+    return losses.parsing_loss(raw["logits"], batch["mask"])  # per-pixel CE at input size
+
+
+def _to_original(logits: np.ndarray, matrix: np.ndarray, shape, warp: float, size: int):
+    """[H, W, C] logits of the aligned input -> the original image's [h, w, C] (bilinear), as
+    the original inverse-warps LaPa predictions before the argmax."""
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    src = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    coords = preprocess.source_to_warped(src, matrix, warp, size).reshape(h, w, 2)
+    return preprocess.remap(logits, coords, "bilinear")
+
+
+def evaluate(raw, batch, dataset: str, size: int) -> ParsingAccumulator:
+    logits, mask = np.asarray(raw["logits"], np.float32), np.asarray(batch["mask"])
+    num_classes = logits.shape[-1]
+    if mask.shape[1:3] != logits.shape[1:3]:  # scored at the original resolution (LaPa)
+        warp = WARP.get(dataset, 0.0)
+        logits = np.stack(
+            [
+                _to_original(lg, m, mask.shape[1:3], warp, size)
+                for lg, m in zip(logits, batch["matrix"], strict=True)
+            ]
+        )
+    return ParsingAccumulator.from_batch(np.argmax(logits, axis=-1), mask, num_classes)
+
+
+def summarize(acc: ParsingAccumulator, dataset: str) -> report.Result:
+    names = LABELS.get(dataset, CELEBAMASK_LABELS)
+    return report.Result("parsing", dataset, acc.compute(names))
+
+
+TYPE = TaskType("parsing", "parsing", "map", "parsing", decode, loss, evaluate, summarize)

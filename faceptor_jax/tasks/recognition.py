@@ -9,7 +9,8 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 
-from faceptor_jax.tasks.spec import Task, TaskType
+from faceptor_jax import losses
+from faceptor_jax.tasks.spec import LossContext, Task, TaskType
 
 IDENTITIES = 93431  # MS1MV3 classes of the CosFace classifier
 
@@ -20,4 +21,16 @@ def decode(raw: Mapping[str, jax.Array], task: Task) -> dict:
     return {"embedding": e, "embedding_normalized": e / jnp.maximum(norm, 1e-12)}
 
 
-TYPE = TaskType("recognition", "recog", "feature", "none", decode)
+def loss(raw: Mapping[str, jax.Array], batch: Mapping[str, jax.Array], ctx: LossContext):
+    """CosFace with the class matrix sharded over the mesh's `model` axis (never gathered)."""
+    return losses.cosface_loss(
+        raw["embedding"].astype(jnp.float32),
+        ctx.loss_params["cosface"],
+        batch["label"],
+        ctx.mesh,
+        num_classes=ctx.num_classes,
+    )
+
+
+# Evaluated on the verification sets (evaluate.py): no per-batch accumulator of its own.
+TYPE = TaskType("recognition", "recog", "feature", "none", decode, loss)

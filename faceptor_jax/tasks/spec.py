@@ -12,15 +12,40 @@ Decode = Callable[[Mapping[str, jax.Array], "Task"], dict[str, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
+class LossContext:
+    """What a task's loss needs besides outputs and labels.
+
+    image_size: side of the model's input images (512 in the recipes; smaller in CPU demos);
+    mesh / num_classes / loss_params: the CosFace classifier (rows sharded over `model`)."""
+
+    image_size: int
+    mesh: Any = None
+    num_classes: int = 0
+    loss_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# outputs (raw, this task's), batch (this task's) -> scalar loss (jit-traced)
+Loss = Callable[[Mapping[str, jax.Array], Mapping[str, jax.Array], LossContext], jax.Array]
+# host numpy outputs and labels of the valid rows of one test batch, dataset, image size
+Evaluate = Callable[[Mapping[str, Any], Mapping[str, Any], str, int], Any]
+# accumulator, dataset -> report.Result
+Summarize = Callable[[Any, str], Any]
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskType:
     """name: ours; original: the original's prefix; kind/output: Faceptor interpreter and output
-    module; decode: raw model outputs -> outputs in user terms."""
+    module; decode: raw model outputs -> outputs in user terms; loss: the training loss;
+    evaluate / summarize: one test batch -> metric accumulator -> the paper's numbers."""
 
     name: str
     original: str
     kind: str
     output: str
     decode: Decode
+    loss: Loss
+    evaluate: Evaluate | None = None  # None: evaluated another way (recognition: verification)
+    summarize: Summarize | None = None
 
 
 @dataclasses.dataclass(frozen=True)

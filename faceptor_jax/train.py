@@ -1,0 +1,256 @@
+"""The multi-task train step and the state it updates (pure functions; the loop is in `loop.py`).
+
+State: a dict pytree `{step, params: {model, loss}, model_state, opt, rng, nonfinite}` —
+`params.model` is the NNX model's Params, `params.loss` the loss-owned weights (CosFace's class
+matrix, sharded over `model`), `model_state` everything else the model carries (BatchNorm
+statistics). The step: one forward of every task's batch (the encoder once per size group), each
+task's loss from its task file, Σ w_t·L_t / Σ w_t with the original's weights, one AdamW update.
+A non-finite loss skips the update (as the original's GradScaler does) and is recorded with its
+step and task so the loop stops with a message naming both.
+"""
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+
+from faceptor_jax import losses, sharding, tasks
+from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
+from faceptor_jax.model.naive import NaiveConfig, NaiveFaceptor
+from faceptor_jax.optim import OptimConfig, make_optimizer
+
+State = dict[str, Any]
+
+
+def model_task_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """Tasks the model has heads for: `model.tasks`, or else the trained ones."""
+    names = tuple(config.model.get("tasks", ()) or ()) or tuple(config.tasks.keys())
+    for n in config.tasks:
+        if n not in names:
+            raise ValueError(f"trained task {n!r} is not among the model's tasks {names}")
+    for n in names:
+        tasks.get(n)  # unknown names -> error listing the valid ones
+    return names
+
+
+def model_config(config: ml_collections.ConfigDict) -> FaceptorConfig | NaiveConfig:
+    m = config.model.to_dict()
+    kind = m.pop("kind")
+    m.pop("tasks", None)
+    specs = [dataclasses.asdict(s) for s in tasks.head_specs(model_task_names(config))]
+    if kind == "faceptor":
+        return FaceptorConfig.from_dict(m | {"tasks": specs})
+    if kind == "naive":
+        return NaiveConfig.from_dict(m | {"tasks": specs})
+    raise ValueError(f"config.model.kind {kind!r}: expected 'faceptor' or 'naive'")
+
+
+def build_model(cfg: FaceptorConfig | NaiveConfig, seed: int) -> nnx.Module:
+    cls = Faceptor if isinstance(cfg, FaceptorConfig) else NaiveFaceptor
+    return cls(cfg, rngs=nnx.Rngs(seed))
+
+
+def optimizer_config(config: ml_collections.ConfigDict) -> OptimConfig:
+    o = config.optim.to_dict()
+    groups = tuple(tuple(g) for g in o.pop("groups"))
+    multipliers = tuple((g, float(m)) for g, m in o.pop("multipliers"))
+    if config.get("trainable"):
+        # Everything not matching `trainable` is frozen (stage 2: only the added levels train).
+        groups = ((f"(?!(?:{config.trainable})$).*", "frozen"), *groups)
+        multipliers = (("frozen", 0.0), *multipliers)
+    return OptimConfig(**o, groups=groups, multipliers=multipliers)
+
+
+def effective_weights(config: ml_collections.ConfigDict) -> dict[str, float]:
+    """w_t = lw_t / Σ_{t' of t's type} lw_t' · task_weight[type] (the original's re-weighting)."""
+    by_type: dict[str, float] = {}
+    for name, t in config.tasks.items():
+        typ = tasks.get(name).type.name
+        by_type[typ] = by_type.get(typ, 0.0) + float(t.loss_weight)
+    out = {}
+    for name, t in config.tasks.items():
+        typ = tasks.get(name).type.name
+        if typ not in config.task_weights:
+            raise ValueError(f"config.task_weights has no weight for task type {typ!r} ({name})")
+        out[name] = float(t.loss_weight) / by_type[typ] * float(config.task_weights[typ])
+    return out
+
+
+def recognition_classes(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[int, int]:
+    """(real, padded) class count of the CosFace matrix; padded to divide the `model` axis."""
+    n = int(config.recognition_classes)
+    return n, losses.padded_num_classes(n, mesh.shape["model"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """Everything static about a run: the model graph, optimizer, weights, mesh."""
+
+    config: ml_collections.ConfigDict
+    mesh: Mesh
+    graphdef: Any
+    tx: optax.GradientTransformation
+    weights: dict[str, float]
+    num_classes: int
+    image_sizes: dict[str, int]
+
+    def init_state(self, model: nnx.Module, seed: int) -> State:
+        """Pure: model -> full train state (used under jit with out_shardings)."""
+        _, params, rest = nnx.split(model, nnx.Param, ...)
+        loss_params = {}
+        if any(tasks.get(n).type.name == "recognition" for n in self.config.tasks):
+            _, padded = recognition_classes(self.config, self.mesh)
+            dim = int(self.config.model.embed_dim)
+            bound = dim**-0.5  # PyTorch's default init of the classifier: U(±1/√512)
+            w = jax.random.uniform(jax.random.PRNGKey(seed + 1), (padded, dim), minval=-bound)
+            loss_params["cosface"] = jnp.minimum(w, bound)
+        p = {"model": nnx.to_pure_dict(params), "loss": loss_params}
+        return {
+            "step": jnp.zeros((), jnp.int32),
+            "params": p,
+            "model_state": nnx.to_pure_dict(rest),
+            "opt": self.tx.init(p),
+            "rng": jax.random.PRNGKey(seed + 2),
+            "nonfinite": jnp.full((2,), -1, jnp.int32),  # (first bad step, task index)
+        }
+
+    def merge(self, params: Mapping, model_state: Mapping) -> nnx.Module:
+        return nnx.merge(self.graphdef, params, model_state)
+
+    def task_losses(
+        self, params: Mapping, model_state: Mapping, batch: Mapping, rng: jax.Array
+    ) -> tuple[jax.Array, tuple[dict, Mapping]]:
+        model = self.merge(params["model"], model_state)
+        images = {t: b["image"] for t, b in batch.items()}
+        outputs = model(images, train=True, rng=rng)
+        per_task = {}
+        for name, b in batch.items():
+            task = tasks.get(name)
+            ctx = tasks.LossContext(
+                image_size=self.image_sizes[name],
+                mesh=self.mesh,
+                num_classes=self.num_classes,
+                loss_params=params["loss"],
+            )
+            per_task[name] = task.type.loss(outputs[name], b, ctx)
+        total = sum(self.weights[t] * per_task[t] for t in per_task)
+        total = total / sum(self.weights[t] for t in per_task)
+        new_state = nnx.to_pure_dict(nnx.split(model, nnx.Param, ...)[2])
+        return total, (per_task, new_state)
+
+    def train_step(self, state: State, batch: Mapping) -> tuple[State, dict]:
+        rng, step_rng = jax.random.split(state["rng"])
+        grad_fn = jax.value_and_grad(self.task_losses, has_aux=True)
+        (total, (per_task, model_state)), grads = grad_fn(
+            state["params"], state["model_state"], batch, step_rng
+        )
+        updates, opt = self.tx.update(grads, state["opt"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        names = sorted(per_task)
+        finite = jnp.stack([jnp.isfinite(per_task[n]) for n in names])
+        ok = jnp.all(finite) & jnp.isfinite(optax.global_norm(grads))
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+        first_bad = jnp.where(
+            (state["nonfinite"][0] < 0) & ~ok,
+            jnp.stack([state["step"], jnp.argmin(finite).astype(jnp.int32)]),
+            state["nonfinite"],
+        )
+        new_state = {
+            "step": state["step"] + 1,
+            "params": keep(params, state["params"]),
+            "model_state": keep(model_state, state["model_state"]),
+            "opt": keep(opt, state["opt"]),
+            "rng": rng,
+            "nonfinite": first_bad,
+        }
+        metrics = {f"loss/{n}": per_task[n] for n in names}
+        metrics |= {"loss/total": total, "grad_norm": optax.global_norm(grads)}
+        return new_state, metrics
+
+
+def make_trainer(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Trainer, Any]:
+    """The static trainer and an abstract model (for shapes/shardings)."""
+    mcfg = model_config(config)
+    abstract = nnx.eval_shape(lambda: build_model(mcfg, config.seed))
+    graphdef = nnx.graphdef(abstract)
+    n_real, _ = recognition_classes(config, mesh)
+    sizes = {}
+    for name, t in config.tasks.items():
+        sizes[name] = int(t.get("image_size", 0)) or tasks.get(name).input_size
+    trainer = Trainer(
+        config=config,
+        mesh=mesh,
+        graphdef=graphdef,
+        tx=make_optimizer(optimizer_config(config)),
+        weights=effective_weights(config),
+        num_classes=n_real,
+        image_sizes=sizes,
+    )
+    return trainer, abstract
+
+
+def _param_path_specs(tree: Any, abstract_model: nnx.Module, rules) -> Any:
+    """PartitionSpecs for the state dict: model params by their logical names, CosFace's class
+    axis over `model`, optimizer moments like their params, everything else replicated."""
+    model_specs = nnx.to_pure_dict(
+        sharding.param_specs(nnx.state(abstract_model, nnx.Param), rules)
+    )
+    rest_specs = nnx.to_pure_dict(
+        sharding.param_specs(nnx.split(abstract_model, nnx.Param, ...)[2], rules)
+    )
+    cosface = sharding.logical_to_spec(("classes", None), rules)
+    param_specs = {"model": model_specs, "loss": {"cosface": cosface}}
+
+    def spec_for(path, leaf) -> jax.P:
+        keys = [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
+        node: Any = None
+        if keys[0] == "params":
+            node, rest = param_specs, keys[1:]
+        elif keys[0] == "model_state":
+            node, rest = rest_specs, keys[1:]
+        elif keys[0] == "opt":
+            # Moments mirror the params tree somewhere below the optimizer's own containers.
+            for i, k in enumerate(keys):
+                if k in ("model", "loss") and i + 1 < len(keys):
+                    node, rest = param_specs, keys[i:]
+                    break
+        if node is None:
+            return jax.P()
+        for k in rest:
+            if not isinstance(node, Mapping) or k not in node:
+                return jax.P()
+            node = node[k]
+        if isinstance(node, jax.P) and len(node) <= getattr(leaf, "ndim", 0):
+            return node
+        return jax.P()
+
+    return jax.tree_util.tree_map_with_path(spec_for, tree)
+
+
+def create_state(
+    trainer: Trainer, abstract_model: nnx.Module, rules=sharding.DEFAULT_RULES
+) -> tuple[State, Any]:
+    """The initial state, every array created in its sharded place; and its shardings."""
+    mcfg = model_config(trainer.config)
+    seed = int(trainer.config.seed)
+    init = lambda: trainer.init_state(build_model(mcfg, seed), seed)
+    shapes = jax.eval_shape(init)
+    specs = _param_path_specs(shapes, abstract_model, rules)
+    shardings = jax.tree.map(lambda s: NamedSharding(trainer.mesh, s), specs)
+    state = jax.jit(init, out_shardings=shardings)()
+    return state, shardings
+
+
+def trainable_mask(params: Mapping, pattern: str) -> Any:
+    """True for parameters whose dotted path fully matches `pattern` (for reporting)."""
+    rx = re.compile(pattern)
+    return jax.tree_util.tree_map_with_path(
+        lambda p, _: bool(rx.fullmatch(".".join(str(getattr(k, "key", k)) for k in p))), params
+    )
