@@ -106,7 +106,13 @@ def _solarize_add(img: Image.Image, add: int, thresh: int = 128) -> Image.Image:
 
 
 def _posterize(img: Image.Image, bits: int) -> Image.Image:
-    return img if bits >= 8 else ImageOps.posterize(img, bits)
+    """Keep the top `bits` bits. Magnitude 10 gives 0 bits (an all-black image), which the
+    Pillow of timm's day produced and current Pillow refuses ('bits must be ... 1 and 8')."""
+    if bits >= 8:
+        return img
+    if bits <= 0:
+        return img.point([0] * 256 * len(img.getbands()))
+    return ImageOps.posterize(img, bits)
 
 
 def _enhance(kind):

@@ -17,7 +17,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, train
+from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, tasks, train
 from faceptor_jax.metric_writer import MetricWriter
 
 SourceFactory = Callable[[str, str, int], Any]  # (dataset, split, image size) -> source
@@ -53,6 +53,15 @@ def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None
             )
 
 
+def check_sources(config: ml_collections.ConfigDict, sources: SourceFactory) -> dict:
+    """Open every task's training source (a missing dataset fails here, before any compute)."""
+    out = {}
+    for name, t in config.tasks.items():
+        size = int(t.get("image_size", 0)) or tasks.get(name).input_size
+        out[t.dataset] = sources(t.dataset, "train", size)
+    return out
+
+
 def _to_task_batch(batch: Mapping, datasets: Mapping[str, str]) -> dict:
     """{dataset: batch} from the pipeline -> {task: batch} for the model."""
     return {task: batch[ds] for task, ds in datasets.items()}
@@ -64,13 +73,14 @@ def train_and_evaluate(
     """Train `config` in `workdir`; returns the last logged metrics (host floats)."""
     mesh = mesh_from_config(config)
     validate(config, mesh)
+    train_sources = check_sources(config, sources)
     os.makedirs(workdir, exist_ok=True)
     trainer, abstract_model = train.make_trainer(config, mesh)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
         state, shardings = train.create_state(trainer, abstract_model)
     datasets = {name: t.dataset for name, t in config.tasks.items()}
     ds, layouts = input_pipeline.mixed_dataset(
-        {d: sources(d, "train", trainer.image_sizes[t]) for t, d in datasets.items()},
+        train_sources,
         {d: config.tasks[t].batch_size for t, d in datasets.items()},
         int(config.total_steps),
         seed=int(config.seed),
@@ -109,7 +119,7 @@ def train_and_evaluate(
                 done = step + 1
                 if done % config.log_every == 0 or done == total or preempted["flag"]:
                     last = _log(writer, pending, state, done, total, t0, s0)
-                    pending = []
+                    pending, t0, s0 = [], time.perf_counter(), done
                 save = done % config.checkpoint_every == 0 or done == total
                 if save or preempted["flag"]:
                     ckpts.save(done, state, iterator)
@@ -133,7 +143,8 @@ class NonFiniteLoss(FloatingPointError):
 
 
 def _log(writer: MetricWriter, pending: list, state: Mapping, step: int, total: int, t0, s0):
-    """One host sync per log interval: mean of the window's metrics, non-finite check."""
+    """One host sync per log interval: mean of the window's metrics (rate over the window since
+    `t0`/step `s0`), non-finite check."""
     host = jax.device_get(pending)
     bad_step, bad_task = (int(v) for v in jax.device_get(state["nonfinite"]))
     if bad_step >= 0:

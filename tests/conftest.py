@@ -50,3 +50,8 @@ def _numpy_init(ctor, seed: int = 0):
 def numpy_init():
     """`numpy_init(ctor, seed=0)`: a module with random weights and no initializer compiles."""
     return _numpy_init
+
+
+# Identical programs (the same train step in several tests) compile once per session.
+jax.config.update("jax_compilation_cache_dir", os.path.join(os.getcwd(), ".pytest_cache", "xla"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

@@ -171,3 +171,14 @@ def test_dataset_transforms_follow_the_batch_contract(dataset):
         assert test["crop_matrix"].shape == (3, 3) and test["landmarks_orig"].shape == (98, 2)
         back = pp.warped_to_source(test["landmarks"], test["crop_matrix"])
         np.testing.assert_allclose(back, test["landmarks_orig"], atol=1e-2)
+
+
+def test_posterize_at_full_magnitude_keeps_no_bits():
+    from PIL import Image
+
+    from faceptor_jax import augment
+
+    img = Image.fromarray(np.full((4, 4, 3), 200, np.uint8))
+    assert np.all(np.asarray(augment._posterize(img, 0)) == 0)  # timm level 10 -> 0 bits
+    assert np.all(np.asarray(augment._posterize(img, 4)) == 192)
+    assert np.all(np.asarray(augment._posterize(img, 8)) == 200)

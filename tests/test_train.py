@@ -1,0 +1,147 @@
+"""Training: the same loss on every mesh, exact resume after SIGTERM, clear config errors."""
+
+import json
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+import main as entry
+from configs import tiny
+from faceptor_jax import input_pipeline, loop, sharding, train
+
+
+def micro_config(steps: int = 4):
+    """The tiny recipe, smaller still: 4 tasks, 32-/64-px images, a 1-layer decoder."""
+    c = tiny.get_config()
+    c.model.encoder.update(width=32, heads=2, mlp_dim=64, pe_grid=4)
+    c.model.decoder.update(hidden=16, heads=2, ffn=32, layers=1)
+    c.model.embed_dim = 16
+    keep = ("recognition_ms1mv3", "age_morph2", "parsing_celebamaskhq", "landmarks_300w")
+    for name in list(c.tasks):
+        if name not in keep:
+            del c.tasks[name]
+    c.tasks.recognition_ms1mv3.batch_size = 8
+    c.tasks.age_morph2.batch_size = 8
+    for name, t in c.tasks.items():
+        t.image_size = 64 if name.startswith(("parsing", "landmarks")) else 32
+        t.eval_batch_size = 8
+    c.total_steps = steps
+    c.optim.total_steps, c.optim.warmup_steps = steps, 1
+    c.log_every, c.checkpoint_every, c.eval_every, c.eval_at_end = 1, 2, 0, False
+    c.data.threads = 1
+    return c
+
+
+def _batch(config, mesh_dp: int = 1):
+    sources = entry.make_sources(config)
+    datasets = {n: t.dataset for n, t in config.tasks.items()}
+    sizes = {d: config.tasks[t].image_size for t, d in datasets.items()}
+    ds, layouts = input_pipeline.mixed_dataset(
+        {d: sources(d, "train", sizes[d]) for d in datasets.values()},
+        {d: config.tasks[t].batch_size for t, d in datasets.items()},
+        config.total_steps,
+        sizes=sizes,
+    )
+    return ds, layouts, datasets
+
+
+@pytest.fixture(scope="module")
+def reference_losses():
+    return _losses_on_mesh((1, 1, 1))
+
+
+def _losses_on_mesh(shape):
+    config = micro_config()
+    mesh = sharding.make_mesh(shape, jax.devices()[: int(np.prod(shape))])
+    ds, layouts, datasets = _batch(config)
+    trainer, abstract = train.make_trainer(config, mesh)
+    out = []
+    with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
+        state, shardings = train.create_state(trainer, abstract)
+        step = jax.jit(trainer.train_step, donate_argnums=0, out_shardings=(shardings, None))
+        for i in range(2):
+            batch = input_pipeline.to_global(ds[i], mesh, layouts)
+            state, metrics = step(state, loop._to_task_batch(batch, datasets))
+            out.append({k: float(v) for k, v in jax.device_get(metrics).items()})
+    return out
+
+
+@pytest.mark.parametrize("shape", [(8, 1, 1), (2, 4, 1), (2, 2, 2)])
+def test_same_loss_on_every_mesh(reference_losses, shape):
+    got = _losses_on_mesh(shape)
+    for step, (want, have) in enumerate(zip(reference_losses, got, strict=True)):
+        for k in want:
+            if k.startswith("loss/"):
+                assert have[k] == pytest.approx(want[k], abs=1e-5, rel=1e-5), (step, k)
+    assert np.isfinite(got[-1]["loss/total"])
+
+
+def _step_losses(workdir: str) -> dict[int, float]:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return {r["step"]: r["loss/total"] for r in rows if "loss/total" in r}
+
+
+def test_sigterm_saves_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    config = micro_config(steps=5)
+    sources = entry.make_sources(config)
+    straight = _step_losses_after(loop.train_and_evaluate, config, str(tmp_path / "a"), sources)
+
+    calls = {"n": 0}
+    real = input_pipeline.to_global
+
+    def preempt_at_third_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            signal.raise_signal(signal.SIGTERM)  # what a scheduler's preemption sends
+        return real(*args, **kwargs)
+
+    workdir = str(tmp_path / "b")
+    monkeypatch.setattr(input_pipeline, "to_global", preempt_at_third_step)
+    loop.train_and_evaluate(config, workdir, sources)
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "3"]
+    assert max(_step_losses(workdir)) == 3
+    monkeypatch.setattr(input_pipeline, "to_global", real)
+    loop.train_and_evaluate(config, workdir, sources)  # resumes at step 3
+    resumed = _step_losses(workdir)
+    for step in (4, 5):
+        assert resumed[step] == pytest.approx(straight[step], abs=1e-6), step
+
+
+def _step_losses_after(fn, config, workdir, sources):
+    fn(config, workdir, sources)
+    return _step_losses(workdir)
+
+
+def test_unknown_task_is_named_before_any_compute():
+    config = micro_config()
+    config.tasks["age_imdb"] = dict(config.tasks.age_morph2)
+    with pytest.raises(ValueError, match=r"unknown task 'age_imdb'; valid tasks: .*age_morph2"):
+        loop.validate(config, sharding.make_mesh((8, 1, 1)))
+
+
+def test_batch_not_divisible_by_the_data_axes():
+    config = micro_config()
+    config.tasks.age_morph2.batch_size = 12
+    with pytest.raises(
+        ValueError, match=r"age_morph2: batch 12 is not divisible .* \(data×fsdp = 8\)"
+    ):
+        loop.validate(config, sharding.make_mesh((8, 1, 1)))
+
+
+def test_missing_dataset_is_named(tmp_path):
+    config = micro_config()
+    config.data.source, config.data.data_dir = "tfds", str(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"morph2: no built dataset"):
+        loop.check_sources(config, entry.make_sources(config))
+
+
+def test_nonfinite_loss_names_step_and_task(tmp_path):
+    config = micro_config(steps=3)
+    config.optim.peak_lr = config.optim.base_lr = float("nan")
+    with pytest.raises(loop.NonFiniteLoss, match=r"non-finite loss at step 2 in task"):
+        loop.train_and_evaluate(config, str(tmp_path), entry.make_sources(config))
