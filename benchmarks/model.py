@@ -48,23 +48,65 @@ def make_images(sizes: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def timeit(fn, iters: int) -> float:
-    fn()  # warm-up (compile)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
+def timeit(fns: list, iters: int) -> list[float]:
+    """Median seconds per call of each fn, calls interleaved (fair on a machine whose load
+    drifts), after one warm-up call each."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    times = [[] for _ in fns]
+    for _ in range(iters):
+        for fn, ts in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [float(np.median(ts)) for ts in times]
 
 
-def flops_of(model: nnx.Module, images: dict) -> tuple[float, object]:
+def matmul_flops(jaxpr: jax.extend.core.Jaxpr) -> float:
+    """2·MACs of every dot_general / conv in a jaxpr, loop bodies times their trip count."""
+    total = 0.0
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name == "dot_general":
+            (lc, _), (lb, _) = eqn.params["dimension_numbers"]
+            lhs, rhs = eqn.invars[0].aval.shape, eqn.invars[1].aval.shape
+            out = np.prod(eqn.outvars[0].aval.shape)
+            total += 2.0 * out * np.prod([lhs[i] for i in lc])
+            del lb, rhs
+        elif name == "conv_general_dilated":
+            rhs = eqn.invars[1].aval.shape  # HWIO per dimension_numbers; all but O contract
+            out = np.prod(eqn.outvars[0].aval.shape)
+            spec = eqn.params["dimension_numbers"].rhs_spec  # (O, I, spatial...)
+            total += 2.0 * out * np.prod([rhs[i] for i in spec[1:]])
+        for sub in _sub_jaxprs(eqn.params):
+            total += matmul_flops(sub) * (eqn.params.get("length", 1) if name == "scan" else 1)
+    return total
+
+
+def _sub_jaxprs(params: dict) -> list:
+    out = []
+    for v in params.values():
+        for item in v if isinstance(v, tuple | list) else (v,):
+            if isinstance(item, jax.extend.core.ClosedJaxpr):
+                out.append(item.jaxpr)
+            elif isinstance(item, jax.extend.core.Jaxpr):
+                out.append(item)
+    return out
+
+
+def flops_of(model: nnx.Module, images: dict) -> tuple[float, float, object]:
+    """(matmul FLOPs counted on the jaxpr, XLA's cost-analysis FLOPs, compiled forward).
+
+    XLA's cost analysis counts a while-loop body once, so with the scanned encoder and decoder
+    layers it undercounts; the jaxpr count multiplies scan bodies by their length.
+    """
     graphdef, state = nnx.split(model)
-    fwd = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
-    compiled = fwd.lower(state, images).compile()
+    fn = lambda state, x: nnx.merge(graphdef, state)(x)
+    counted = matmul_flops(jax.make_jaxpr(fn)(state, images).jaxpr)
+    compiled = jax.jit(fn).lower(state, images).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list | tuple) else cost
-    return float(cost.get("flops", float("nan"))), lambda x: compiled(state, x)
+    return counted, float(cost.get("flops", float("nan"))), lambda x: compiled(state, x)
 
 
 # --------------------------------------------------------------------------- the original
@@ -187,20 +229,27 @@ def main() -> None:
 
     x = {k: jnp.asarray(v) for k, v in images.items()}
     t0 = time.perf_counter()
-    flops, fwd = flops_of(model, x)
-    print(f"compile {time.perf_counter() - t0:.1f} s; {flops / 1e9:.1f} GFLOP per step")
-    ours = timeit(lambda: jax.block_until_ready(fwd(x)), args.iters)
+    flops, xla_flops, fwd = flops_of(model, x)
+    print(
+        f"compile {time.perf_counter() - t0:.1f} s; {flops / 1e9:.1f} GFLOP per step in matmuls "
+        f"and convs (XLA cost analysis, loop bodies once: {xla_flops / 1e9:.1f})"
+    )
+    run_ours = lambda: jax.block_until_ready(fwd(x))
+    if ref is None:
+        (ours,) = timeit([run_ours], args.iters)
+    else:
+        torch = ref.torch
+        nchw = {k: torch.from_numpy(v.transpose(0, 3, 1, 2).copy()) for k, v in images.items()}
+        with torch.no_grad():
+            run_theirs = lambda: reference_forward(ref, backbone, heads, nchw)
+            ours, theirs = timeit([run_ours, run_theirs], args.iters)
+            out_ref = run_theirs()
     print(
         f"faceptor_jax: {ours:.3f} s/step, {total / ours:.1f} images/s, "
         f"{flops / ours / 1e9:.1f} GFLOP/s"
     )
     if ref is None:
         return
-    torch = ref.torch
-    nchw = {k: torch.from_numpy(v.transpose(0, 3, 1, 2).copy()) for k, v in images.items()}
-    with torch.no_grad():
-        theirs = timeit(lambda: reference_forward(ref, backbone, heads, nchw), args.iters)
-        out_ref = reference_forward(ref, backbone, heads, nchw)
     print(f"original (PyTorch {torch.__version__}, {torch.get_num_threads()} threads): "
           f"{theirs:.3f} s/step, {total / theirs:.1f} images/s")  # fmt: skip
     print(f"speed ratio (original time / ours): {theirs / ours:.2f}x")
