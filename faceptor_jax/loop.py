@@ -170,15 +170,39 @@ def _log(writer: MetricWriter, pending: list, state: Mapping, step: int, total: 
     return mean
 
 
+def checkpoint_architecture(
+    config: ml_collections.ConfigDict, directory: str
+) -> ml_collections.ConfigDict:
+    """`config` with the model architecture of a converted/saved model checkpoint (its dims,
+    levels and task heads), keeping the config's compute choices (dtype, attention) — so a
+    released model evaluates without restating its dimensions."""
+    meta = checkpoint.read_meta(directory)
+    kinds = {"faceptor": "faceptor", "naive_faceptor": "naive"}
+    if meta.get("kind") not in kinds:
+        raise ValueError(f"{directory}: a {meta.get('kind')!r} checkpoint is not a full model")
+    arch = dict(meta["config"])
+    config = ml_collections.ConfigDict(config.to_dict())
+    keep = {k: config.model.encoder[k] for k in ("dtype", "attention_impl", "remat")}
+    names = tuple(t["name"] for t in arch.pop("tasks"))
+    model = dict(kind=kinds[meta["kind"]], tasks=names, **arch)
+    model["encoder"] = dict(arch["encoder"]) | keep
+    if "decoder" in arch:
+        model["decoder"] = dict(arch["decoder"]) | {"dtype": config.model.encoder.dtype}
+    config.model = ml_collections.ConfigDict(model)
+    return config
+
+
 def evaluate_only(config: ml_collections.ConfigDict, workdir: str, sources: SourceFactory) -> list:
     """Evaluate the newest training checkpoint in `workdir`, or else `config.init.checkpoint`
     (e.g. a converted released model); prints the tables and writes them to `workdir`."""
     mesh = mesh_from_config(config)
+    ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints)
+    if not ckpts.latest_step() and config.init.checkpoint:
+        config = checkpoint_architecture(config, config.init.checkpoint)
     validate(config, mesh)
     trainer, abstract_model = train.make_trainer(config, mesh)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
         state, shardings = train.create_state(trainer, abstract_model)
-        ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints)
         step = ckpts.latest_step()
         if step:
             abstract = jax.tree.map(
