@@ -15,41 +15,14 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from data.sources import make_sources
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (get_config()).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train, or evaluate only.")
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "host:port of process 0 (multi-host).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of JAX processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
-
-
-def make_sources(config):
-    """(dataset, split, image size) -> random-access source, synthetic or built TFDS."""
-    from faceptor_jax import input_pipeline, task_transforms
-
-    data = config.data
-    if data.source == "synthetic":
-        from data.synthetic_faces.source import SyntheticFaces
-
-        def synthetic(dataset: str, split: str, size: int):
-            length = data.synthetic_length if split == "train" else data.synthetic_test_length
-            return SyntheticFaces(
-                dataset, split, length=length, num_identities=data.synthetic_identities,
-                size=size,
-            )  # fmt: skip
-
-        return synthetic
-    if data.source == "tfds":
-        if not data.data_dir:
-            raise ValueError("config.data.source='tfds' needs --config.data.data_dir")
-
-        def built(dataset: str, split: str, size: int):
-            spec = task_transforms.spec(dataset)
-            name = spec.train_split if split == "train" else spec.test_split
-            return input_pipeline.open_tfds(data.data_dir, dataset, name)
-
-        return built
-    raise ValueError(f"config.data.source {data.source!r}: expected 'synthetic' or 'tfds'")
 
 
 def main(argv: list[str]) -> None:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from benchmarks.flops import matmul_flops
 from faceptor_jax import tasks
 from faceptor_jax.checkpoint import load_faceptor
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
@@ -60,38 +61,6 @@ def timeit(fns: list, iters: int) -> list[float]:
             fn()
             ts.append(time.perf_counter() - t0)
     return [float(np.median(ts)) for ts in times]
-
-
-def matmul_flops(jaxpr: jax.extend.core.Jaxpr) -> float:
-    """2·MACs of every dot_general / conv in a jaxpr, loop bodies times their trip count."""
-    total = 0.0
-    for eqn in jaxpr.eqns:
-        name = eqn.primitive.name
-        if name == "dot_general":
-            (lc, _), (lb, _) = eqn.params["dimension_numbers"]
-            lhs, rhs = eqn.invars[0].aval.shape, eqn.invars[1].aval.shape
-            out = np.prod(eqn.outvars[0].aval.shape)
-            total += 2.0 * out * np.prod([lhs[i] for i in lc])
-            del lb, rhs
-        elif name == "conv_general_dilated":
-            rhs = eqn.invars[1].aval.shape  # HWIO per dimension_numbers; all but O contract
-            out = np.prod(eqn.outvars[0].aval.shape)
-            spec = eqn.params["dimension_numbers"].rhs_spec  # (O, I, spatial...)
-            total += 2.0 * out * np.prod([rhs[i] for i in spec[1:]])
-        for sub in _sub_jaxprs(eqn.params):
-            total += matmul_flops(sub) * (eqn.params.get("length", 1) if name == "scan" else 1)
-    return total
-
-
-def _sub_jaxprs(params: dict) -> list:
-    out = []
-    for v in params.values():
-        for item in v if isinstance(v, tuple | list) else (v,):
-            if isinstance(item, jax.extend.core.ClosedJaxpr):
-                out.append(item.jaxpr)
-            elif isinstance(item, jax.extend.core.Jaxpr):
-                out.append(item)
-    return out
 
 
 def flops_of(model: nnx.Module, images: dict) -> tuple[float, float, object]:

@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import main as entry
 from configs import tiny
 from convert.__main__ import main as convert_main
+from data import sources as entry
 from faceptor_jax import checkpoint, input_pipeline, landmark_metrics, loop, losses, preprocess
 
 FX = os.path.join(os.path.dirname(__file__), "fixtures", "faceptor")

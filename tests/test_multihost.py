@@ -9,7 +9,7 @@ import portpicker
 import pytest
 from test_train import _step_losses, micro_config
 
-import main as entry
+from data import sources as entry
 from faceptor_jax import loop
 
 HERE = os.path.dirname(os.path.abspath(__file__))

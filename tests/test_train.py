@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import main as entry
 from configs import tiny
+from data import sources as entry
 from faceptor_jax import input_pipeline, loop, sharding, train
 
 

@@ -23,7 +23,7 @@ def main() -> None:
     assert jax.device_count() == 8 and jax.local_device_count() == 4
     from test_train import micro_config
 
-    import main as entry
+    from data import sources as entry
     from faceptor_jax import loop
 
     config = micro_config(steps=3)
