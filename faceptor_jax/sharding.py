@@ -68,6 +68,17 @@ def logical_to_spec(axes: Sequence[str | None], rules: Sequence[tuple[str, Any]]
     return P(*out)
 
 
+def fit_spec(spec: P, shape: Sequence[int], mesh: Mesh) -> P:
+    """`spec` with every dimension that its mesh axes do not divide left unsharded (e.g. a
+    2-head decoder on a 4-way `model` axis is replicated rather than failing)."""
+    out = []
+    for i, axes in enumerate(tuple(spec) + (None,) * (len(shape) - len(spec))):
+        members = (axes,) if isinstance(axes, str) else tuple(axes or ())
+        n = int(np.prod([mesh.shape[a] for a in members])) if members else 1
+        out.append(axes if shape[i] % n == 0 else None)
+    return P(*out[: len(shape)])
+
+
 def constrain(x: jax.Array, axes: Sequence[str | None]) -> jax.Array:
     """Sharding constraint by logical names; a no-op outside a mesh or without active rules."""
     rules = spmd.get_logical_axis_rules()
@@ -77,14 +88,18 @@ def constrain(x: jax.Array, axes: Sequence[str | None]) -> jax.Array:
     return jax.lax.with_sharding_constraint(x, logical_to_spec(axes, rules))
 
 
-def param_specs(state: nnx.State, rules: Sequence[tuple[str, Any]]) -> Any:
-    """PartitionSpecs for every variable of `state` from its `out_sharding` logical names."""
+def param_specs(
+    state: nnx.State, rules: Sequence[tuple[str, Any]], mesh: Mesh | None = None
+) -> Any:
+    """PartitionSpecs for every variable of `state` from its `out_sharding` logical names;
+    with `mesh`, dimensions its axes do not divide stay unsharded (`fit_spec`)."""
 
     def spec(v: Any) -> P:
         names = v.get_metadata().get("out_sharding") if isinstance(v, nnx.Variable) else None
         if not names:
             return P()
-        return logical_to_spec(names, rules)
+        s = logical_to_spec(names, rules)
+        return fit_spec(s, v.shape, mesh) if mesh is not None else s
 
     return jax.tree.map(spec, state, is_leaf=lambda v: isinstance(v, nnx.Variable))
 
@@ -94,7 +109,7 @@ def create_sharded(
 ) -> nnx.Module:
     """Build `ctor()` with every parameter created directly in its sharded place."""
     graphdef, abstract = nnx.split(nnx.eval_shape(ctor))
-    specs = param_specs(abstract, rules)
+    specs = param_specs(abstract, rules, mesh)
     shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
     state = jax.jit(lambda: nnx.state(ctor()), out_shardings=shardings)()
     return nnx.merge(graphdef, state)
@@ -105,7 +120,7 @@ def shard_model(
 ) -> nnx.Module:
     """Place an existing model's parameters on `mesh` according to the rules."""
     graphdef, state = nnx.split(model)
-    specs = param_specs(state, rules)
+    specs = param_specs(state, rules, mesh)
     shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
     values = jax.tree.map(
         lambda v, s: jax.device_put(v, s), nnx.to_pure_dict(state), nnx.to_pure_dict(shardings)

@@ -196,7 +196,7 @@ def make_trainer(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Trainer
     return trainer, abstract
 
 
-def _param_path_specs(tree: Any, abstract_model: nnx.Module, rules) -> Any:
+def _param_path_specs(tree: Any, abstract_model: nnx.Module, rules, mesh: Mesh) -> Any:
     """PartitionSpecs for the state dict: model params by their logical names, CosFace's class
     axis over `model`, optimizer moments like their params, everything else replicated."""
     model_specs = nnx.to_pure_dict(
@@ -228,7 +228,7 @@ def _param_path_specs(tree: Any, abstract_model: nnx.Module, rules) -> Any:
                 return jax.P()
             node = node[k]
         if isinstance(node, jax.P) and len(node) <= getattr(leaf, "ndim", 0):
-            return node
+            return sharding.fit_spec(node, leaf.shape, mesh)  # undivisible dims: replicated
         return jax.P()
 
     return jax.tree_util.tree_map_with_path(spec_for, tree)
@@ -242,7 +242,7 @@ def create_state(
     seed = int(trainer.config.seed)
     init = lambda: trainer.init_state(build_model(mcfg, seed), seed)
     shapes = jax.eval_shape(init)
-    specs = _param_path_specs(shapes, abstract_model, rules)
+    specs = _param_path_specs(shapes, abstract_model, rules, trainer.mesh)
     shardings = jax.tree.map(lambda s: NamedSharding(trainer.mesh, s), specs)
     state = jax.jit(init, out_shardings=shardings)()
     return state, shardings

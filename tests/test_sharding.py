@@ -50,3 +50,10 @@ def test_rules_use_each_mesh_axis_once():
 def test_mesh_size_must_match_devices():
     with pytest.raises(ValueError, match=r"needs 16 devices, but 8 are available"):
         sharding.make_mesh((4, 2, 2))
+
+
+def test_dimensions_the_mesh_does_not_divide_stay_replicated():
+    mesh = sharding.make_mesh((2, 1, 4))
+    spec = sharding.logical_to_spec(("embed", "heads"), sharding.DEFAULT_RULES)
+    assert sharding.fit_spec(spec, (64, 8), mesh) == jax.P("fsdp", "model")
+    assert sharding.fit_spec(spec, (64, 2), mesh) == jax.P("fsdp", None)  # 2 heads on 4 devices
