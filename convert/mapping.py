@@ -13,6 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from faceptor_jax.checkpoint import flatten_paths, unflatten_paths
+
+__all__ = ["ConversionError", "Rule", "apply_rules", "flatten_paths", "unflatten_paths"]
+
 Transform = Callable[[np.ndarray], np.ndarray]
 
 
@@ -133,27 +137,3 @@ def apply_rules(
     if problems:
         raise ConversionError(source_name, problems)
     return filled
-
-
-def flatten_paths(tree: Mapping, prefix: str = "") -> dict[str, object]:
-    """{'a': {'b': x}} -> {'a.b': x} (for NNX pure dicts)."""
-    out: dict[str, object] = {}
-    for k, v in tree.items():
-        path = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten_paths(v, path + "."))
-        else:
-            out[path] = v
-    return out
-
-
-def unflatten_paths(flat: Mapping[str, object]) -> dict:
-    """{'a.b': x} -> {'a': {'b': x}}."""
-    out: dict = {}
-    for path, v in flat.items():
-        node = out
-        *parents, leaf = path.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = v
-    return out

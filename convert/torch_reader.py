@@ -9,20 +9,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from faceptor_jax.checkpoint import flatten_paths
+
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used, with a message naming the file and the problem."""
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def load_torch_file(path: str | os.PathLike) -> Any:
@@ -64,7 +55,7 @@ def state_dict_from(obj: Any, path: str | os.PathLike, container_key: str | None
             f"{f', possibly under {container_key!r}' if container_key else ''}), "
             f"found {type(obj).__name__}"
         )
-    flat = _flatten(obj)
+    flat = flatten_paths(obj)
     not_tensors = [k for k, v in flat.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise CheckpointError(

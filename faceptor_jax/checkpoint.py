@@ -9,6 +9,7 @@ directory with `model.json` is always complete.
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -181,13 +182,27 @@ class TrainCheckpoints:
         self.manager.close()
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def flatten_paths(tree: Mapping, prefix: str = "") -> dict[str, object]:
+    """{'a': {'b': x}} -> {'a.b': x} (for NNX pure dicts)."""
+    out: dict[str, object] = {}
     for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
+        path = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten_paths(v, path + "."))
         else:
-            out[f"{prefix}{k}"] = v
+            out[path] = v
+    return out
+
+
+def unflatten_paths(flat: Mapping[str, object]) -> dict:
+    """{'a.b': x} -> {'a': {'b': x}}."""
+    out: dict = {}
+    for path, v in flat.items():
+        node = out
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
     return out
 
 
@@ -196,7 +211,7 @@ def _fill(target: dict, source: dict, what: str) -> tuple[dict, list[str]]:
 
     Shape mismatches stop with every offending path named; target paths the source lacks keep
     their initial values and are returned (e.g. stage-2 levels absent from stage-1 weights)."""
-    flat_t, flat_s = _flat(target), _flat(source)
+    flat_t, flat_s = flatten_paths(target), flatten_paths(source)
     missing, bad = [], []
     filled = {}
     for path, leaf in flat_t.items():
@@ -211,14 +226,7 @@ def _fill(target: dict, source: dict, what: str) -> tuple[dict, list[str]]:
         filled[path] = jax.device_put(value.astype(leaf.dtype), leaf.sharding)
     if bad:
         raise ValueError(f"{what}: shape mismatches:\n  " + "\n  ".join(bad))
-    out: dict = {}
-    for path, v in filled.items():
-        node = out
-        *parents, last = path.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = v
-    return out, missing
+    return unflatten_paths(filled), missing
 
 
 def init_from(init: Any, state: dict) -> dict:
