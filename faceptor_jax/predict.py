@@ -139,8 +139,8 @@ class Predictor:
         self._state = state
         self._forward = jax.jit(lambda s, x: self._essentials(nnx.merge(graphdef, s), x))
         self.shapes_seen: set[int] = set()  # batch buckets compiled so far
-        self.faces = 0
-        self.model_seconds = 0.0
+        self.faces = 0  # faces analysed by __call__
+        self.model_seconds, self.timed_faces = 0.0, 0  # forward passes after compilation
 
     def _essentials(self, model, images):
         """Jitted: recognition on crop + mirrored crop (summed, as the verification protocol),
@@ -187,7 +187,9 @@ class Predictor:
                 images[name], matrices[name] = batch, mats
             t0 = time.perf_counter()
             out = jax.device_get(self._forward(self._state, images))
-            self.model_seconds += time.perf_counter() - t0
+            if bucket in self.shapes_seen:  # steady state only: a bucket's first call compiles
+                self.model_seconds += time.perf_counter() - t0
+                self.timed_faces += n
             self.shapes_seen.add(bucket)
             for i in range(n):
                 results.append({k: (v[i], matrices[k][i]) for k, v in out.items()})
@@ -230,8 +232,7 @@ class Predictor:
             label = self.labels[name][int(np.argmax(value))]
             face.setdefault("expression", {})[name] = {"label": label, "probabilities": probs}
         elif kind == "landmarks":
-            pts = preprocess.warped_to_source(value, matrix, 0.0, t.input_size)
-            pts = np.clip(pts, 0, [hw[1] - 1, hw[0] - 1])
+            pts = preprocess.warped_to_source(value, matrix, 0.0, t.input_size)  # not clipped
             face.setdefault("landmarks", {})[name] = pts.round(2).tolist()
         else:  # parsing: nearest-neighbour back through the inverse of the crop matrix
             region, (x1, y1, x2, y2) = align.label_map_to_image(value, matrix, hw)
@@ -375,7 +376,9 @@ def draw_overlay(rgb: np.ndarray, faces: list[dict], masks: dict, labels: dict) 
         pts = next(iter(face.get("landmarks", {}).values()), face["points5"])
         for x, y in pts:
             draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 0))
-        draw.text((x1, max(0, y1 - 12)), _caption(face), fill=(0, 255, 0))
+        text, at = _caption(face), (x1, max(0, y1 - 12))
+        draw.rectangle(draw.textbbox(at, text), fill=(0, 0, 0))
+        draw.text(at, text, fill=(0, 255, 0))
     for i, (name, colour) in enumerate(legend):
         y = 4 + 12 * i
         draw.rectangle([4, y, 14, y + 10], fill=tuple(int(c) for c in colour))
@@ -495,11 +498,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     s = run(predictor, args.input, args.output, args.video_stride)
     rate = s["faces"] / s["seconds"] if s["seconds"] else 0.0
-    model_rate = predictor.faces / predictor.model_seconds if predictor.model_seconds else 0.0
+    ms, tf = predictor.model_seconds, predictor.timed_faces
+    model_rate = f"{tf / ms:.1f} faces/s" if ms else "n/a"
     print(
         f"{len(s['processed'])} inputs processed, {len(s['skipped'])} skipped, "
         f"{s['faces']} faces in {s['seconds']:.1f} s: {rate:.1f} faces/s end to end, "
-        f"{model_rate:.1f} faces/s in the model "
+        f"{model_rate} in the compiled model "
         f"({len(predictor.shapes_seen)} batch shapes compiled) -> {args.output}"
     )
     return 0 if s["processed"] else 1
