@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from PIL import Image, ImageDraw, ImageFile, ImageSequence
+from PIL import Image, ImageDraw, ImageSequence
 
 from faceptor_jax import align, preprocess, tasks
 from faceptor_jax.checkpoint import load_faceptor, read_meta
@@ -295,7 +295,6 @@ def read_image(path: str) -> np.ndarray:
     try:
         with Image.open(path) as img:
             _check_size(img, path)
-            ImageFile.LOAD_TRUNCATED_IMAGES = False
             img.load()
             return np.asarray(img.convert("RGB"))
     except InputError:
