@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def test_two_processes_match_one(tmp_path):
     one = str(tmp_path / "one")
-    config = micro_config(steps=3)
+    config = micro_config()
     loop.train_and_evaluate(config, one, entry.make_sources(config))
 
     two = str(tmp_path / "two")
@@ -37,7 +37,7 @@ def test_two_processes_match_one(tmp_path):
     for p, log in zip(procs, logs, strict=True):
         assert p.returncode == 0, log[-3000:]
     want, got = _step_losses(one), _step_losses(two)
-    assert sorted(got) == [1, 2, 3]
+    assert sorted(got) == [1, 2, 3, 4]
     for step in want:
         assert got[step] == pytest.approx(want[step], abs=1e-5), step
-    assert sorted(os.listdir(os.path.join(two, "checkpoints"))) == ["2", "3"]
+    assert sorted(os.listdir(os.path.join(two, "checkpoints"))) == ["2", "4"]

@@ -26,7 +26,7 @@ def main() -> None:
     from data import sources as entry
     from faceptor_jax import loop
 
-    config = micro_config(steps=3)
+    config = micro_config()
     loop.train_and_evaluate(config, workdir, entry.make_sources(config))
     jax.distributed.shutdown()
 
