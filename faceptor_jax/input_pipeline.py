@@ -55,7 +55,10 @@ class StreamLayout:
 
 
 def _layout(batch_size, data_parallel, process_index, process_count) -> StreamLayout:
-    """Shard over processes when the batch divides both the processes and the data axes."""
+    """Shard over processes when the batch divides both the processes and the data axes.
+    process_index/count default (None) to this JAX process's."""
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
     if batch_size % process_count == 0 and batch_size % data_parallel == 0:
         return StreamLayout(batch_size, process_index, process_count)
     return StreamLayout(batch_size, 0, 1)  # small batches (e.g. parsing 2) are replicated
@@ -106,9 +109,7 @@ def train_dataset(
     size: int | None = None,
 ) -> tuple[grain.MapDataset, StreamLayout]:
     """MapDataset of this process's local train batches of one dataset, one per step."""
-    pi = jax.process_index() if process_index is None else process_index
-    pc = jax.process_count() if process_count is None else process_count
-    layout = _layout(batch_size, data_parallel, pi, pc)
+    layout = _layout(batch_size, data_parallel, process_index, process_count)
     fn = _TrainElements(source, dataset, layout, num_steps, seed, world_size, size)
     ds = grain.MapDataset.range(num_steps * layout.local_batch).map(fn)
     return ds.batch(layout.local_batch, drop_remainder=True), layout
@@ -139,9 +140,7 @@ def eval_dataset(
     size: int | None = None,
 ) -> tuple[grain.MapDataset, StreamLayout]:
     """Every record once, in order; the last global batch is padded (`valid` False)."""
-    pi = jax.process_index() if process_index is None else process_index
-    pc = jax.process_count() if process_count is None else process_count
-    layout = _layout(batch_size, data_parallel, pi, pc)
+    layout = _layout(batch_size, data_parallel, process_index, process_count)
     steps = -(-len(source) // batch_size)
     ds = grain.MapDataset.range(steps * layout.local_batch).map(
         _EvalElements(source, dataset, layout, size)
