@@ -174,9 +174,6 @@ class TrainCheckpoints:
         )
         return self.manager.restore(step, args=args)["state"]
 
-    def wait(self) -> None:
-        self.manager.wait_until_finished()
-
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()

@@ -10,7 +10,6 @@ step and task so the loop stops with a message naming both.
 """
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -246,11 +245,3 @@ def create_state(
     shardings = jax.tree.map(lambda s: NamedSharding(trainer.mesh, s), specs)
     state = jax.jit(init, out_shardings=shardings)()
     return state, shardings
-
-
-def trainable_mask(params: Mapping, pattern: str) -> Any:
-    """True for parameters whose dotted path fully matches `pattern` (for reporting)."""
-    rx = re.compile(pattern)
-    return jax.tree_util.tree_map_with_path(
-        lambda p, _: bool(rx.fullmatch(".".join(str(getattr(k, "key", k)) for k in p))), params
-    )
