@@ -166,13 +166,16 @@ class TrainCheckpoints:
         )
         self.manager.save(step, args=args, force=True)
 
-    def restore(self, step: int, abstract_state: Any, data_iterator: Any) -> Any:
-        """State restored onto `abstract_state`'s shardings; `data_iterator` is repositioned."""
-        args = ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
-            data=self._grain.checkpoint.CheckpointRestore(data_iterator),
+    def restore(self, step: int, state: Any, shardings: Any, data_iterator: Any = None) -> Any:
+        """The saved state, placed like `state` (shapes/dtypes) with `shardings`; with a
+        `data_iterator`, that iterator is repositioned too (training resume)."""
+        abstract = jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings
         )
-        return self.manager.restore(step, args=args)["state"]
+        items = {"state": ocp.args.StandardRestore(abstract)}
+        if data_iterator is not None:
+            items["data"] = self._grain.checkpoint.CheckpointRestore(data_iterator)
+        return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
 
     def close(self) -> None:
         self.manager.wait_until_finished()

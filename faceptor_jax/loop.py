@@ -17,7 +17,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, tasks, train
+from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, train
 from faceptor_jax.metric_writer import MetricWriter
 
 SourceFactory = Callable[[str, str, int], Any]  # (dataset, split, image size) -> source
@@ -57,8 +57,7 @@ def check_sources(config: ml_collections.ConfigDict, sources: SourceFactory) -> 
     """Open every task's training source (a missing dataset fails here, before any compute)."""
     out = {}
     for name, t in config.tasks.items():
-        size = int(t.get("image_size", 0)) or tasks.get(name).input_size
-        out[t.dataset] = sources(t.dataset, "train", size)
+        out[t.dataset] = sources(t.dataset, "train", train.image_size(config, name))
     return out
 
 
@@ -94,10 +93,7 @@ def train_and_evaluate(
     ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints, config.keep_every)
     start = ckpts.latest_step() or 0
     if start:
-        abstract = jax.tree.map(
-            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings
-        )
-        state = ckpts.restore(start, abstract, iterator)
+        state = ckpts.restore(start, state, shardings, iterator)
         logging.info("resumed from %s at step %d", workdir, start)
     else:
         state = checkpoint.init_from(config.init, state)
@@ -197,28 +193,22 @@ def evaluate_only(config: ml_collections.ConfigDict, workdir: str, sources: Sour
     (e.g. a converted released model); prints the tables and writes them to `workdir`."""
     mesh = mesh_from_config(config)
     ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints)
-    if not ckpts.latest_step() and config.init.checkpoint:
+    step = ckpts.latest_step()
+    if not step and not config.init.checkpoint:
+        ckpts.close()
+        raise FileNotFoundError(
+            f"{workdir} holds no training checkpoint and config.init.checkpoint is empty: "
+            "nothing to evaluate"
+        )
+    if not step:
         config = checkpoint_architecture(config, config.init.checkpoint)
     validate(config, mesh)
     trainer, abstract_model = train.make_trainer(config, mesh)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
         state, shardings = train.create_state(trainer, abstract_model)
-        step = ckpts.latest_step()
         if step:
-            abstract = jax.tree.map(
-                lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings
-            )
-            state = ckpts.manager.restore(
-                step, args=checkpoint.ocp.args.Composite(
-                    state=checkpoint.ocp.args.StandardRestore(abstract)
-                ),
-            )["state"]  # fmt: skip
-        elif config.init.checkpoint:
-            state, step = checkpoint.init_from(config.init, state), 0
+            state = ckpts.restore(step, state, shardings)
         else:
-            raise FileNotFoundError(
-                f"{workdir} holds no training checkpoint and config.init.checkpoint is empty: "
-                "nothing to evaluate"
-            )
+            state, step = checkpoint.init_from(config.init, state), 0
         ckpts.close()
         return evaluate.evaluate(trainer, state, config, sources, workdir, step)

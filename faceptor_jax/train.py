@@ -82,6 +82,11 @@ def effective_weights(config: ml_collections.ConfigDict) -> dict[str, float]:
     return out
 
 
+def image_size(config: ml_collections.ConfigDict, name: str) -> int:
+    """Side of task `name`'s input images: `tasks.<name>.image_size`, or else the task's own."""
+    return int(config.tasks[name].get("image_size", 0)) or tasks.get(name).input_size
+
+
 def recognition_classes(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[int, int]:
     """(real, padded) class count of the CosFace matrix; padded to divide the `model` axis."""
     n = int(config.recognition_classes)
@@ -153,8 +158,9 @@ class Trainer:
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         names = sorted(per_task)
+        grad_norm = optax.global_norm(grads)
         finite = jnp.stack([jnp.isfinite(per_task[n]) for n in names])
-        ok = jnp.all(finite) & jnp.isfinite(optax.global_norm(grads))
+        ok = jnp.all(finite) & jnp.isfinite(grad_norm)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         first_bad = jnp.where(
             (state["nonfinite"][0] < 0) & ~ok,
@@ -170,7 +176,7 @@ class Trainer:
             "nonfinite": first_bad,
         }
         metrics = {f"loss/{n}": per_task[n] for n in names}
-        metrics |= {"loss/total": total, "grad_norm": optax.global_norm(grads)}
+        metrics |= {"loss/total": total, "grad_norm": grad_norm}
         return new_state, metrics
 
 
@@ -180,9 +186,7 @@ def make_trainer(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Trainer
     abstract = nnx.eval_shape(lambda: build_model(mcfg, config.seed))
     graphdef = nnx.graphdef(abstract)
     n_real, _ = recognition_classes(config, mesh)
-    sizes = {}
-    for name, t in config.tasks.items():
-        sizes[name] = int(t.get("image_size", 0)) or tasks.get(name).input_size
+    sizes = {name: image_size(config, name) for name in config.tasks}
     trainer = Trainer(
         config=config,
         mesh=mesh,
