@@ -23,6 +23,8 @@ from faceptor_jax.model.vit import ViTConfig, ViTEncoder
 MODEL_FILE = "model.json"
 PARAMS_DIR = "params"
 LOSSES_DIR = "losses"  # loss parameters (the CosFace classifier), apart from the model
+# The verification protocol's threshold for this model, written by evaluation, read by predict.
+VERIFICATION_FILE = "verification.json"
 
 
 def save_params(
@@ -61,6 +63,31 @@ def read_meta(directory: str | os.PathLike) -> dict:
         )
     with open(path) as f:
         return json.load(f)
+
+
+def write_verification(directory: str | os.PathLike, record: dict) -> str:
+    """Write `record` (`evaluate.protocol_threshold`'s) as `<directory>/verification.json`,
+    atomically (a reader never sees half a file); returns the path."""
+    path = os.path.join(os.fspath(directory), VERIFICATION_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def read_verification(directory: str | os.PathLike) -> dict | None:
+    """`<directory>/verification.json` as written by `write_verification`, or None if absent.
+    ValueError names the file when it is not such a record."""
+    path = os.path.join(os.fspath(directory), VERIFICATION_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        float(record["threshold"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: expected a JSON object with a numeric 'threshold' ({e})") from e
+    return record
 
 
 def load_params(directory: str | os.PathLike, target: dict | None = None) -> dict:

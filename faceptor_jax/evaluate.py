@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from faceptor_jax import accumulators, input_pipeline, report, tasks
+from faceptor_jax import accumulators, checkpoint, input_pipeline, report, tasks
 from faceptor_jax.verification import VerificationAccumulator
 
 SourceFactory = Callable[[str, str, int], Any]
@@ -101,7 +101,8 @@ def evaluate(
     trainer, state: Mapping, config: ml_collections.ConfigDict, sources: SourceFactory,
     workdir: str, step: int,
 ) -> list[report.Result]:  # fmt: skip
-    """Every configured task; writes `<workdir>/eval_<step>.{txt,json}` on process 0."""
+    """Every configured task; writes `<workdir>/eval_<step>.{txt,json}` on process 0, and with
+    verification results `<workdir>/verification.json` (`protocol_threshold`)."""
     graphdef_forward = jax.jit(
         lambda params, model_state, images: trainer.merge(params, model_state)(images, train=False)
     )
@@ -114,10 +115,33 @@ def evaluate(
         results += evaluate_task(forward, name, t, sources, size, trainer.mesh, limit)
     if jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
-        txt, _ = report.write(results, os.path.join(workdir, f"eval_{step}"))
+        txt, js = report.write(results, os.path.join(workdir, f"eval_{step}"))
         with open(txt) as f:
             print(f.read(), flush=True)
+        record = protocol_threshold(results, step, js)
+        if record:
+            checkpoint.write_verification(workdir, record)
     return results
+
+
+def protocol_threshold(results: list[report.Result], step: int, eval_file: str) -> dict | None:
+    """The threshold predict's same/different verdict uses: the mean of the 10 folds' best
+    thresholds on LFW, else on the first verification set evaluated (None without any)."""
+    ver = {r.dataset: r.metrics for r in results if r.task == "verification"}
+    if not ver:
+        return None
+    name = "lfw" if "lfw" in ver else next(iter(ver))
+    m = ver[name]
+    return {
+        "threshold": float(m["threshold"]),
+        "dataset": name,
+        "fold_thresholds": [float(t) for t in m["fold_thresholds"]],
+        "accuracy": float(m["accuracy"]),
+        "pairs": int(m["pairs"]),
+        "distance": "squared L2 between L2-normalised flip-summed embeddings; same iff < threshold",
+        "step": int(step),
+        "eval": os.path.abspath(eval_file),
+    }
 
 
 def flat_scalars(results: list[report.Result]) -> dict[str, float]:

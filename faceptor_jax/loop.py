@@ -190,7 +190,9 @@ def checkpoint_architecture(
 
 def evaluate_only(config: ml_collections.ConfigDict, workdir: str, sources: SourceFactory) -> list:
     """Evaluate the newest training checkpoint in `workdir`, or else `config.init.checkpoint`
-    (e.g. a converted released model); prints the tables and writes them to `workdir`."""
+    (e.g. a converted released model); prints the tables and writes them to `workdir`. For a
+    model checkpoint, the verification threshold is also stored beside it, where predict reads
+    it (`checkpoint.VERIFICATION_FILE`)."""
     mesh = mesh_from_config(config)
     ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints)
     step = ckpts.latest_step()
@@ -211,4 +213,12 @@ def evaluate_only(config: ml_collections.ConfigDict, workdir: str, sources: Sour
         else:
             state, step = checkpoint.init_from(config.init, state), 0
         ckpts.close()
-        return evaluate.evaluate(trainer, state, config, sources, workdir, step)
+        results = evaluate.evaluate(trainer, state, config, sources, workdir, step)
+    record = evaluate.protocol_threshold(results, step, os.path.join(workdir, f"eval_{step}.json"))
+    if not step and record and jax.process_index() == 0:
+        try:
+            path = checkpoint.write_verification(config.init.checkpoint, record)
+            logging.info("verification threshold %.4f -> %s", record["threshold"], path)
+        except OSError as e:  # e.g. a read-only model directory: predict falls back, says so
+            logging.warning("cannot store the verification threshold beside the model: %s", e)
+    return results

@@ -7,10 +7,16 @@ Per input: faces are detected (yuface), aligned per task onto the crop that task
 (ArcFace 5-point template for recognition/age/attributes/expression, the LaPa 5-point template for
 parsing/landmarks; crop sides from the checkpoint's task specs, 112/512 for released weights),
 batched over faces (padded to a few bucket sizes, so a folder compiles a few times, not per image),
-and every output is mapped back to the original image's pixels. Writes `<name>.json` (`SCHEMA`),
-`<name>.overlay.png` (`.overlay.gif` for videos) and `<name>.<parsing task>.png` (palette PNG,
-pixel value = class id). Unreadable, truncated or oversized inputs are reported and skipped; the
-exit status is non-zero only when no input could be processed.
+and every output is mapped back to the original image's pixels. Writes `<name>.json`
+(`outputs.SCHEMA`), `<name>.overlay.png` (videos: `.overlay.mp4`, `.overlay.gif` for GIFs) and
+`<name>.<parsing task>.png` (palette PNG, pixel value = class id). Videos (`media.VIDEO_EXTS`)
+are analysed frame by frame. Unreadable, truncated or oversized inputs are reported and skipped;
+the exit status is non-zero only when no input could be processed.
+
+`--compare A B` prints the cosine similarity and the verification protocol's distance (squared L2
+between L2-normalised flip-summed embeddings) of the largest faces, and the verdict against the
+threshold evaluation derived for this model (`<checkpoint>/verification.json`, written by
+`main.py --mode=eval`), or `--threshold`, or else `DEFAULT_THRESHOLD`; it says which.
 """
 
 import argparse
@@ -19,87 +25,25 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from PIL import Image, ImageDraw, ImageSequence
 
-from faceptor_jax import align, preprocess, tasks
-from faceptor_jax.checkpoint import load_faceptor, read_meta
+from faceptor_jax import align, media, preprocess, tasks
+from faceptor_jax.checkpoint import VERIFICATION_FILE, load_faceptor, read_meta, read_verification
+from faceptor_jax.media import InputError, read_image
 from faceptor_jax.metrics import CELEBA_ATTRIBUTES
+from faceptor_jax.outputs import SCHEMA_ID, draw_overlay, save_mask, validate
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
-VIDEO_EXTS = (".gif", ".mp4", ".avi", ".mov", ".mkv", ".webm")
 BUCKETS = (1, 2, 4, 8, 16)  # faces per forward pass are padded up to one of these
-MAX_PIXELS = 80_000_000  # larger inputs are reported and skipped (PIL's bomb guard is ~89 MP)
-# Squared L2 distance between L2-normalised flip-summed embeddings, "same" iff below (the
-# verification protocol's rule). The released checkpoints' 10-fold LFW thresholds: store yours
-# as `verification_threshold` in model.json; this default is insightface's typical LFW value.
+# "Same" iff the squared L2 distance between L2-normalised flip-summed embeddings is below a
+# threshold (the verification protocol's rule, `verification.py`). Used only when evaluation has
+# not stored this model's 10-fold threshold beside it: insightface's usual LFW value for
+# ArcFace-style embeddings, an assumption that predict reports as such.
 DEFAULT_THRESHOLD = 1.4
-SCHEMA_ID = "faceptor_jax.predict/1"
-
-_FACE = {
-    "type": "object",
-    "required": ["box", "score", "points5"],
-    "properties": {
-        "box": {"type": "array", "items": {"type": "number"}},  # x1, y1, x2, y2 pixels
-        "score": {"type": "number"},  # detector confidence in [0, 1]
-        "points5": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-        "embedding": {"type": "object"},  # task -> [E] L2-normalised, flip-summed
-        "age": {"type": "object"},  # task -> years
-        "attributes": {"type": "object"},  # task -> {CelebA attribute: probability}
-        "expression": {"type": "object"},  # task -> {"label", "probabilities": {label: p}}
-        "landmarks": {"type": "object"},  # task -> [[x, y]] image pixels
-        "parsing": {"type": "object"},  # task -> {label: pixel count of this face}
-    },
-}
-SCHEMA = {
-    "type": "object",
-    "required": ["schema", "input", "kind", "width", "height", "tasks", "labels"],
-    "properties": {
-        "schema": {"type": "string"},
-        "input": {"type": "string"},
-        "kind": {"type": "string"},  # "image" | "video"
-        "width": {"type": "integer"},
-        "height": {"type": "integer"},
-        "tasks": {"type": "array", "items": {"type": "string"}},
-        "labels": {"type": "object"},  # task -> class names (parsing, expression, attributes)
-        "overlay": {"type": "string"},  # file name beside the JSON
-        "masks": {"type": "object"},  # parsing task -> PNG file name (images only)
-        "faces": {"type": "array", "items": _FACE},  # images
-        "frames": {  # videos
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["index", "faces"],
-                "properties": {
-                    "index": {"type": "integer"},
-                    "faces": {"type": "array", "items": _FACE},
-                },
-            },
-        },
-    },
-}
-
-
-def validate(doc, schema=SCHEMA, where: str = "$") -> None:
-    """Check `doc` against the JSON-Schema subset used by `SCHEMA`; ValueError names the path."""
-    types = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float)}
-    t = schema.get("type")
-    if t and (not isinstance(doc, types[t]) or (t != "object" and isinstance(doc, bool))):
-        raise ValueError(f"{where}: expected {t}, got {type(doc).__name__}")
-    for key in schema.get("required", ()):
-        if key not in doc:
-            raise ValueError(f"{where}: missing {key!r}")
-    for key, sub in schema.get("properties", {}).items():
-        if isinstance(doc, dict) and key in doc:
-            validate(doc[key], sub, f"{where}.{key}")
-    if "items" in schema and isinstance(doc, list):
-        for i, item in enumerate(doc):
-            validate(item, schema["items"], f"{where}[{i}]")
 
 
 def _labels(task: tasks.Task) -> tuple[str, ...]:
@@ -107,7 +51,7 @@ def _labels(task: tasks.Task) -> tuple[str, ...]:
 
 
 class Predictor:
-    """`Predictor(checkpoint_dir)(rgb_uint8)` -> (faces, masks): faces as in `SCHEMA`, masks
+    """`Predictor(checkpoint_dir)(rgb_uint8)` -> (faces, masks): faces as in `outputs.SCHEMA`, masks
     {parsing task: uint8 [H, W] class ids in image coordinates}."""
 
     def __init__(
@@ -116,6 +60,7 @@ class Predictor:
         task_names: Sequence[str] | None = None,
         conf: float = 0.5,
         max_batch: int = BUCKETS[-1],
+        threshold: float | None = None,
     ):
         self.checkpoint = os.fspath(checkpoint)
         self.meta = read_meta(checkpoint)
@@ -133,7 +78,7 @@ class Predictor:
             n: dataclasses.replace(tasks.get(n), input_size=specs[n].input_size) for n in names
         }
         self.conf, self.max_batch = conf, max_batch
-        self.threshold = float(self.meta.get("verification_threshold", DEFAULT_THRESHOLD))
+        self.threshold, self.threshold_source = verification_threshold(self.checkpoint, threshold)
         self.labels = {n: list(_labels(t)) for n, t in self.tasks.items() if _labels(t)}
         graphdef, state = nnx.split(model)
         self._state = state
@@ -257,133 +202,42 @@ class Predictor:
         return np.asarray(value, np.float32)
 
     def compare(self, a: np.ndarray, b: np.ndarray) -> dict:
-        """Identity similarity of the largest faces: cosine, squared distance, same/different."""
-        ea, eb = self.embed(a), self.embed(b)
+        """Identity similarity of the largest faces: cosine, the protocol's distance (squared
+        L2 of the normalised embeddings, = 2 - 2·cosine), same iff distance < threshold."""
+        embeddings = []
+        for which, rgb in (("first", a), ("second", b)):
+            try:
+                embeddings.append(self.embed(rgb))
+            except ValueError as e:
+                raise ValueError(f"{which} image: {e}") from e
+        ea, eb = embeddings
         dist = float(np.sum(np.square(ea - eb)))
         return {
             "cosine": float(ea @ eb),
             "distance": dist,
             "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
             "same": dist < self.threshold,
         }
 
 
-# ----------------------------------------------------------------------------- inputs
-class InputError(Exception):
-    """An input that cannot be processed (reported by name and skipped)."""
-
-
-def expand_inputs(paths: Sequence[str]) -> list[str]:
-    """Files as given; folders -> their files (sorted, not recursive, hidden ones left out)."""
-    out = []
-    for p in paths:
-        if os.path.isdir(p):
-            out += [os.path.join(p, f) for f in sorted(os.listdir(p)) if not f.startswith(".")]
-        else:
-            out.append(p)
-    return out
-
-
-def _check_size(img: Image.Image, path: str) -> None:
-    w, h = img.size
-    if w * h > MAX_PIXELS:
-        raise InputError(f"{path}: {w}x{h} is larger than {MAX_PIXELS:,} pixels")
-
-
-def read_image(path: str) -> np.ndarray:
-    """RGB uint8 [H, W, 3]; InputError for non-images, truncated files and oversized images."""
-    try:
-        with Image.open(path) as img:
-            _check_size(img, path)
-            img.load()
-            return np.asarray(img.convert("RGB"))
-    except InputError:
-        raise
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
-        raise InputError(f"{path}: not a readable image ({e})") from e
-
-
-def read_frames(path: str) -> Iterator[np.ndarray]:
-    """RGB uint8 frames of a video: GIF/animated images through PIL, other formats through
-    imageio (needs an imageio backend such as imageio-ffmpeg or av; not a dependency here)."""
-    if path.lower().endswith(".gif"):
-        try:
-            with Image.open(path) as img:
-                _check_size(img, path)
-                for frame in ImageSequence.Iterator(img):
-                    yield np.asarray(frame.convert("RGB"))
-        except (OSError, ValueError) as e:
-            raise InputError(f"{path}: not a readable video ({e})") from e
-        return
-    try:
-        import imageio.v3 as iio
-
-        for frame in iio.imiter(path):
-            yield np.asarray(frame)[..., :3].astype(np.uint8)
-    except ImportError as e:
-        raise InputError(f"{path}: reading this video format needs imageio + a backend") from e
-    except (OSError, ValueError, RuntimeError) as e:
-        raise InputError(f"{path}: not a readable video ({e})") from e
-
-
-# ----------------------------------------------------------------------------- outputs
-PALETTE = np.array(
-    [[0, 0, 0], [255, 85, 0], [255, 170, 0], [255, 0, 85], [255, 0, 170], [0, 255, 0],
-     [85, 255, 0], [170, 255, 0], [0, 255, 85], [0, 255, 170], [0, 0, 255], [85, 0, 255],
-     [170, 0, 255], [0, 85, 255], [0, 170, 255], [255, 255, 0], [255, 255, 85], [255, 255, 170],
-     [255, 0, 255], [255, 85, 255], [255, 170, 255], [0, 255, 255], [85, 255, 255]],
-    np.uint8,
-)  # fmt: skip
-
-
-def save_mask(mask: np.ndarray, path: str) -> None:
-    """Palette PNG: pixel value = class id, shown in the overlay's colours."""
-    img = Image.fromarray(mask, mode="P")
-    img.putpalette(PALETTE.ravel().tolist())
-    img.save(path)
-
-
-def _caption(face: dict) -> str:
-    parts = []
-    for age in face.get("age", {}).values():
-        parts.append(f"age {age:.0f}")
-        break
-    for e in face.get("expression", {}).values():
-        parts.append(f"{e['label']} {e['probabilities'][e['label']]:.2f}")
-        break
-    for attrs in face.get("attributes", {}).values():
-        parts += [k for k in ("Male", "Smiling", "Eyeglasses") if attrs.get(k, 0) > 0.5]
-        break
-    return " ".join(parts) or f"{face['score']:.2f}"
-
-
-def draw_overlay(rgb: np.ndarray, faces: list[dict], masks: dict, labels: dict) -> Image.Image:
-    """Parsing colours (the first parsing task) with a legend, boxes, landmarks and captions."""
-    out = rgb.astype(np.float32)
-    legend = []
-    for name, mask in list(masks.items())[:1]:
-        colour = PALETTE[np.minimum(mask, len(PALETTE) - 1)].astype(np.float32)
-        on = (mask > 0)[..., None]
-        out = np.where(on, 0.55 * out + 0.45 * colour, out)
-        present = np.unique(mask)
-        legend = [(labels[name][c], PALETTE[c % len(PALETTE)]) for c in present if c > 0]
-    img = Image.fromarray(out.clip(0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    r = max(1.0, max(img.size) / 300)
-    for face in faces:
-        x1, y1, x2, y2 = face["box"]
-        draw.rectangle([x1, y1, x2, y2], outline=(0, 255, 0), width=max(1, int(r)))
-        pts = next(iter(face.get("landmarks", {}).values()), face["points5"])
-        for x, y in pts:
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 0))
-        text, at = _caption(face), (x1, max(0, y1 - 12))
-        draw.rectangle(draw.textbbox(at, text), fill=(0, 0, 0))
-        draw.text(at, text, fill=(0, 255, 0))
-    for i, (name, colour) in enumerate(legend):
-        y = 4 + 12 * i
-        draw.rectangle([4, y, 14, y + 10], fill=tuple(int(c) for c in colour))
-        draw.text((18, y), name, fill=(255, 255, 255))
-    return img
+def verification_threshold(checkpoint: str, given: float | None = None) -> tuple[float, str]:
+    """(threshold, where it came from): `given`, else the protocol's 10-fold threshold that
+    evaluation stored in `<checkpoint>/verification.json`, else `DEFAULT_THRESHOLD`."""
+    if given is not None:
+        return float(given), "given (--threshold)"
+    path = os.path.join(checkpoint, VERIFICATION_FILE)
+    record = read_verification(checkpoint)
+    if record is None:
+        return DEFAULT_THRESHOLD, (
+            f"fallback: insightface's usual LFW value, {path} not found (`main.py --mode=eval "
+            f"--config.init.checkpoint={checkpoint}` derives this model's)"
+        )
+    where = f"{record.get('dataset', '?')}, {record.get('pairs', '?')} pairs"
+    return float(record["threshold"]), (
+        f"protocol: mean of the 10 folds' best thresholds ({where}, step "
+        f"{record.get('step', '?')}) from {path}"
+    )
 
 
 def _doc(predictor: Predictor, path: str, kind: str, hw) -> dict:
@@ -422,26 +276,47 @@ def process_image(predictor: Predictor, path: str, out_dir: str) -> int:
 
 
 def process_video(predictor: Predictor, path: str, out_dir: str, stride: int = 1) -> int:
-    """Analyse every `stride`-th frame; writes the JSON (per frame) and an overlay GIF."""
+    """Analyse every `stride`-th frame, with a progress bar on stderr; writes the JSON (faces per
+    frame) and an overlay video. Returns the number of faces over all analysed frames."""
     stem = os.path.join(out_dir, os.path.basename(path))
-    frames, overlays, total, hw = [], [], 0, (0, 0)
-    for i, rgb in enumerate(read_frames(path)):
-        if i % stride:
-            continue
-        hw = rgb.shape[:2]
-        faces, masks = predictor(rgb)
-        frames.append({"index": i, "faces": faces})
-        overlays.append(draw_overlay(rgb, faces, masks, predictor.labels))
-        total += len(faces)
-        print(f"\r{os.path.basename(path)}: frame {i + 1}, {total} faces", end="", file=sys.stderr)
-    print(file=sys.stderr)
+    count, fps = media.video_info(path)
+    overlay = f"{stem}.overlay" + (".gif" if path.lower().endswith(".gif") else ".mp4")
+    writer = media.VideoWriter(overlay, fps / stride)
+    frames, total, hw = [], 0, (0, 0)
+    try:
+        for i, rgb in enumerate(media.read_frames(path)):
+            if i % stride:
+                continue
+            hw = rgb.shape[:2]
+            faces, masks = predictor(rgb)
+            frames.append({"index": i, "faces": faces})
+            writer.write(draw_overlay(rgb, faces, masks, predictor.labels))
+            total += len(faces)
+            _progress(os.path.basename(path), i + 1, count, total)
+    except InputError:
+        writer.close()
+        if os.path.exists(overlay):  # no half-written overlay for a skipped input
+            os.remove(overlay)
+        raise
+    finally:
+        print(file=sys.stderr)
+    writer.close()
     if not frames:
         raise InputError(f"{path}: no frames")
-    overlays[0].save(f"{stem}.overlay.gif", save_all=True, append_images=overlays[1:], loop=0)
-    doc = _doc(predictor, path, "video", hw)
-    doc |= {"overlay": os.path.basename(f"{stem}.overlay.gif"), "frames": frames}
+    doc = _doc(predictor, path, "video", hw) | {"fps": fps}
+    doc |= {"overlay": os.path.basename(overlay), "frames": frames}
     _write_json(doc, f"{stem}.json")
     return total
+
+
+def _progress(name: str, done: int, count: int, faces: int) -> None:
+    """One stderr line, redrawn: a bar when the file states its frame count, else a counter."""
+    if count:
+        n = min(20, 20 * done // count)
+        text = f"[{'#' * n}{'.' * (20 - n)}] frame {done}/{count}"
+    else:
+        text = f"frame {done}"
+    print(f"\r{name}: {text}, {faces} faces", end="", file=sys.stderr, flush=True)
 
 
 def run(predictor: Predictor, paths: Sequence[str], out_dir: str, stride: int = 1) -> dict:
@@ -449,9 +324,9 @@ def run(predictor: Predictor, paths: Sequence[str], out_dir: str, stride: int = 
     os.makedirs(out_dir, exist_ok=True)
     done, skipped, faces = [], [], 0
     t0 = time.perf_counter()
-    for path in expand_inputs(paths):
+    for path in media.expand_inputs(paths):
         try:
-            if path.lower().endswith(VIDEO_EXTS):
+            if media.is_video(path):
                 n = process_video(predictor, path, out_dir, stride)
             else:
                 n = process_image(predictor, path, out_dir)
@@ -477,23 +352,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--conf", type=float, default=0.5, help="detector confidence threshold")
     p.add_argument("--video-stride", type=int, default=1, help="analyse every n-th frame")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="same person? (two photos)")
-    p.add_argument("--threshold", type=float, default=None, help="verification threshold")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="same iff squared L2 distance < this (default: the protocol's, stored by "
+                        "evaluation in CHECKPOINT/verification.json)")  # fmt: skip
     args = p.parse_args(argv)
     if not args.input and not args.compare:
         p.error("give --input PATH... or --compare A B")
-    predictor = Predictor(args.checkpoint, args.tasks, conf=args.conf)
-    if args.threshold is not None:
-        predictor.threshold = args.threshold
+    if args.video_stride < 1:
+        p.error(f"--video-stride {args.video_stride}: must be 1 or more")
+    predictor = Predictor(args.checkpoint, args.tasks, conf=args.conf, threshold=args.threshold)
     if args.compare:
         try:
             a, b = (read_image(x) for x in args.compare)
             r = predictor.compare(a, b)
         except (InputError, ValueError) as e:
-            print(f"compare: {e}", file=sys.stderr)
+            print(f"compare {' '.join(args.compare)}: {e}", file=sys.stderr)
             return 1
         verdict = "same person" if r["same"] else "different people"
-        print(f"cosine {r['cosine']:.4f}  distance {r['distance']:.4f}  "
-              f"threshold {r['threshold']:.2f}: {verdict}")  # fmt: skip
+        print(f"cosine similarity {r['cosine']:.4f}, squared L2 distance {r['distance']:.4f} "
+              f"(same iff < {r['threshold']:.4f}): {verdict}\n"
+              f"threshold: {r['threshold_source']}")  # fmt: skip
         if not args.input:
             return 0
     s = run(predictor, args.input, args.output, args.video_stride)

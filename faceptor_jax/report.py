@@ -71,7 +71,8 @@ def _verification(results: Sequence[Result]) -> Table:
     header = ("Metric", *(_name(r.dataset) for r in rs))
     acc = ("Accuracy (%)", *(_f(r.metrics["accuracy"], 100) for r in rs))
     std = ("± std (%)", *(_f(r.metrics["accuracy_std"], 100) for r in rs))
-    rows = [acc, std]
+    thr = ("Threshold (sq. L2)", *(_f(r.metrics.get("threshold"), 1.0, 2) for r in rs))
+    rows = [acc, std, thr]
     fars = sorted({f for r in rs for f in r.metrics.get("tar_at_far", {})}, reverse=True)
     for far in fars:
         rows.append(

@@ -221,7 +221,8 @@ class VerificationAccumulator(accumulators.Accumulator):
         return cls(index=index, embedding=e, embedding_flip=ef)
 
     def compute(self, issame: np.ndarray, n_folds: int = 10) -> dict[str, object]:
-        """Accuracy-Flip (mean, std), XNorm and TAR@FAR for the full set of 2·len(issame) images."""
+        """Accuracy-Flip (mean, std), XNorm, TAR@FAR and the folds' best thresholds (squared L2
+        between normalised embeddings; `threshold` is their mean) for 2·len(issame) images."""
         n = 2 * len(issame)
         order = np.argsort(self.index, kind="stable")
         if not np.array_equal(self.index[order], np.arange(n)):
@@ -240,4 +241,7 @@ class VerificationAccumulator(accumulators.Accumulator):
             "xnorm": xnorm,
             "tar_at_far": tar_at_far(emb, issame),
             "fold_accuracies": res["fold_accuracies"],
+            "threshold": float(np.mean(res["best_thresholds"])),
+            "fold_thresholds": res["best_thresholds"],
+            "pairs": len(issame),
         }

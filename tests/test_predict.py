@@ -1,17 +1,21 @@
-"""predict: a tiny random-weight checkpoint on scikit-image's sample photos, bad inputs, a video."""
+"""predict: a tiny random-weight checkpoint on scikit-image's sample photos, bad inputs, videos
+(GIF and a real MP4), and the verification threshold that evaluation stores for it."""
 
 import dataclasses
 import json
 import os
 
+import av
 import numpy as np
 import pytest
 import skimage.data
 from flax import nnx
 from PIL import Image
 
-from faceptor_jax import align, predict, tasks
-from faceptor_jax.checkpoint import save_params
+from configs import tiny
+from data import sources as entry
+from faceptor_jax import align, loop, media, predict, tasks
+from faceptor_jax.checkpoint import read_verification, save_params
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
 from faceptor_jax.model.transformer_decoder import DecoderConfig
 from faceptor_jax.model.vit import ViTConfig
@@ -22,10 +26,9 @@ SIZES = {112: 32, 512: 64}  # tiny crops; the predictor reads them from the chec
 ASTRONAUT_BOX = (178, 63, 267, 175)  # yuface's box (x1, y1, x2, y2), STACK.md §8
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, numpy_init):
+def _save_tiny(path, names, numpy_init) -> str:
     specs = tuple(
-        dataclasses.replace(s, input_size=SIZES[s.input_size]) for s in tasks.head_specs(NAMES)
+        dataclasses.replace(s, input_size=SIZES[s.input_size]) for s in tasks.head_specs(names)
     )
     cfg = FaceptorConfig(
         encoder=ViTConfig(width=32, depth=2, heads=2, mlp_dim=64, pe_grid=4),
@@ -35,9 +38,13 @@ def checkpoint(tmp_path_factory, numpy_init):
         embed_dim=24,
     )
     model = numpy_init(lambda: Faceptor(cfg, rngs=nnx.Rngs(0)))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
     save_params(path, "faceptor", cfg, nnx.to_pure_dict(nnx.state(model)))
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, numpy_init):
+    return _save_tiny(tmp_path_factory.mktemp("ckpt") / "tiny", NAMES, numpy_init)
 
 
 @pytest.fixture(scope="module")
@@ -109,15 +116,40 @@ def test_validate_names_the_bad_field():
         predict.validate(doc | {"tasks": [], "labels": {}, "faces": [{"box": [], "points5": []}]})
 
 
-def _video(path, frames=3):
-    """The astronaut moving right by 16 px a frame, 256 px wide, as an animated GIF."""
+def _frames(n=3):
+    """The astronaut moving right by 16 px a frame, 256 px wide, on a 320x256 canvas."""
     base = Image.fromarray(skimage.data.astronaut()).resize((256, 256))
     out = []
-    for i in range(frames):
+    for i in range(n):
         canvas = Image.new("RGB", (320, 256), (40, 40, 40))
         canvas.paste(base, (16 * i, 0))
         out.append(canvas)
+    return out
+
+
+def _video(path, frames=3):
+    out = _frames(frames)
     out[0].save(path, save_all=True, append_images=out[1:], duration=100, loop=0)
+
+
+def _mp4(path, frames=4, fps=10):
+    """A real H.264 MP4 (what phones and cameras write), encoded with PyAV."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(media.VIDEO_CODEC, rate=fps)
+        s.width, s.height, s.pix_fmt = 320, 256, "yuv420p"
+        for img in _frames(frames):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.asarray(img), format="rgb24")))
+        c.mux(s.encode(None))
+
+
+def _check_moving_face(video, n):
+    predict.validate(video)
+    assert video["kind"] == "video" and [f["index"] for f in video["frames"]] == list(range(n))
+    assert all(len(fr["faces"]) == 1 for fr in video["frames"])
+    xs = [fr["faces"][0]["box"][0] for fr in video["frames"]]
+    np.testing.assert_allclose(np.diff(xs), 16, atol=4)  # the face moves with the frames
+    for fr in video["frames"]:
+        assert _inside(fr["faces"][0]["landmarks"]["landmarks_300w"], 320, 256)
 
 
 def test_cli_photos_bad_inputs_video_and_compare(checkpoint, tmp_path, capsys):
@@ -135,6 +167,8 @@ def test_cli_photos_bad_inputs_video_and_compare(checkpoint, tmp_path, capsys):
     assert predict.main([*argv, "--compare", a, a]) == 0
     captured = capsys.readouterr()
     assert "same person" in captured.out and "faces/s" in captured.out
+    assert "squared L2 distance 0.0000" in captured.out  # the same photo twice
+    assert "threshold: fallback" in captured.out  # no evaluation stored one for this model
     assert "notes.txt" in captured.err and "truncated.jpg" in captured.err
     assert "checkerboard.png: no face found" in captured.err
     assert "3 inputs processed, 2 skipped" in captured.out
@@ -150,15 +184,28 @@ def test_cli_photos_bad_inputs_video_and_compare(checkpoint, tmp_path, capsys):
     assert json.loads((out / "checkerboard.png.json").read_text())["faces"] == []
     assert not (out / "notes.txt.json").exists() and not (out / "truncated.jpg.json").exists()
 
-    video = json.loads((out / "clip.gif.json").read_text())
-    predict.validate(video)
-    assert video["kind"] == "video" and [f["index"] for f in video["frames"]] == [0, 1, 2]
-    xs = [fr["faces"][0]["box"][0] for fr in video["frames"]]
-    assert all(len(fr["faces"]) == 1 for fr in video["frames"])
-    np.testing.assert_allclose(np.diff(xs), 16, atol=4)  # the face moves with the frames
-    for fr in video["frames"]:
-        assert _inside(fr["faces"][0]["landmarks"]["landmarks_300w"], 320, 256)
+    _check_moving_face(json.loads((out / "clip.gif.json").read_text()), 3)
     assert Image.open(out / "clip.gif.overlay.gif").n_frames == 3
+
+
+def test_cli_on_a_generated_mp4(checkpoint, tmp_path, capsys):
+    """Frame by frame through PyAV: per-frame faces in one JSON, an MP4 overlay with every
+    analysed frame; an undecodable video is named and skipped."""
+    _mp4(tmp_path / "clip.mp4")
+    (tmp_path / "broken.mp4").write_bytes((tmp_path / "clip.mp4").read_bytes()[:600])
+    out = tmp_path / "out"
+    argv = ["--checkpoint", checkpoint, "--output", str(out), "--input"]
+    assert predict.main([*argv, str(tmp_path / "clip.mp4"), str(tmp_path / "broken.mp4")]) == 0
+    captured = capsys.readouterr()
+    assert "1 inputs processed, 1 skipped" in captured.out
+    assert "clip.mp4: [####################] frame 4/4, 4 faces" in captured.err
+    assert "skipped " + str(tmp_path / "broken.mp4") in captured.err
+    video = json.loads((out / "clip.mp4.json").read_text())
+    _check_moving_face(video, 4)
+    assert video["fps"] == 10 and video["overlay"] == "clip.mp4.overlay.mp4"
+    overlay = list(media.read_frames(str(out / video["overlay"])))
+    assert len(overlay) == 4 and overlay[0].shape == (256, 320, 3)
+    assert sorted(os.listdir(out)) == ["clip.mp4.json", "clip.mp4.overlay.mp4"]
 
 
 def test_cli_exits_nonzero_only_when_nothing_processed(checkpoint, tmp_path, capsys, monkeypatch):
@@ -166,9 +213,44 @@ def test_cli_exits_nonzero_only_when_nothing_processed(checkpoint, tmp_path, cap
     bad.write_bytes(b"\xff\xd8\xff garbage")
     huge = tmp_path / "huge.png"
     Image.new("RGB", (300, 300)).save(huge)
-    monkeypatch.setattr(predict, "MAX_PIXELS", 300 * 299)  # "huge" for this test
+    monkeypatch.setattr(media, "MAX_PIXELS", 300 * 299)  # "huge" for this test
     argv = ["--checkpoint", checkpoint, "--output", str(tmp_path / "o"), "--input"]
     assert predict.main([*argv, str(bad), str(huge), str(tmp_path / "missing.png")]) == 1
     err = capsys.readouterr().err
     assert "bad.jpg" in err and "huge.png: 300x300 is larger" in err and "missing.png" in err
     assert os.listdir(tmp_path / "o") == []
+
+
+def test_eval_stores_the_protocol_threshold_and_predictor_uses_it(tmp_path, numpy_init):
+    """`--mode=eval` of a model checkpoint: the 10-fold LFW threshold (mean of the folds' best)
+    goes to the workdir and beside the model, where Predictor reads it and says so."""
+    model = _save_tiny(tmp_path / "model", ["recognition_ms1mv3"], numpy_init)
+    c = tiny.get_config()
+    for name in list(c.tasks):
+        if name != "recognition_ms1mv3":
+            del c.tasks[name]
+    c.tasks.recognition_ms1mv3.image_size = 32
+    c.tasks.recognition_ms1mv3.eval_batch_size = 16
+    c.data.synthetic_test_length = 16  # 16 pairs per verification set: 10 folds of 1-2 pairs
+    c.init.checkpoint, c.eval_max_batches = model, 1
+    workdir = str(tmp_path / "eval")
+    synthetic = entry.make_sources(c)
+
+    def sources(dataset, split, size):  # LFW and CPLFW built, the other sets not
+        if dataset not in ("lfw", "cplfw"):
+            raise FileNotFoundError(f"{dataset} is not built")
+        return synthetic(dataset, split, size)
+
+    results = loop.evaluate_only(c, workdir, sources)
+    assert [r.dataset for r in results] == ["lfw", "cplfw"]
+    lfw = next(r.metrics for r in results if r.dataset == "lfw")
+    assert lfw["threshold"] == pytest.approx(np.mean(lfw["fold_thresholds"]))
+    record = read_verification(model)
+    assert record == read_verification(workdir)
+    assert record["dataset"] == "lfw" and record["pairs"] == 16 and record["step"] == 0
+    assert record["threshold"] == pytest.approx(lfw["threshold"])
+    assert record["eval"] == os.path.join(workdir, "eval_0.json")
+    p = predict.Predictor(model)
+    assert p.threshold == record["threshold"]
+    assert p.threshold_source.startswith("protocol:") and model in p.threshold_source
+    assert predict.Predictor(model, threshold=0.5).threshold_source == "given (--threshold)"

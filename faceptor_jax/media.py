@@ -1,0 +1,136 @@
+"""Photos and videos in and out for predict: Pillow for images and GIFs, PyAV (FFmpeg's libraries,
+bundled in its wheel) for MP4/AVI/MOV/MKV/WebM. Every input failure is an `InputError` that names
+the file, so a folder run can report it and go on."""
+
+import os
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+
+import av
+import numpy as np
+from PIL import Image, ImageSequence
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+VIDEO_EXTS = (".gif", ".mp4", ".avi", ".mov", ".mkv", ".webm")
+MAX_PIXELS = 80_000_000  # larger inputs are reported and skipped (PIL's bomb guard is ~89 MP)
+VIDEO_CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"  # overlay videos
+
+
+class InputError(Exception):
+    """An input that cannot be processed (reported by name and skipped)."""
+
+
+def expand_inputs(paths: Sequence[str]) -> list[str]:
+    """Files as given; folders -> their files (sorted, not recursive, hidden ones left out)."""
+    out = []
+    for p in paths:
+        if os.path.isdir(p):
+            out += [os.path.join(p, f) for f in sorted(os.listdir(p)) if not f.startswith(".")]
+        else:
+            out.append(p)
+    return out
+
+
+def is_video(path: str) -> bool:
+    return path.lower().endswith(VIDEO_EXTS)
+
+
+def _check_size(w: int, h: int, path: str) -> None:
+    if w * h > MAX_PIXELS:
+        raise InputError(f"{path}: {w}x{h} is larger than {MAX_PIXELS:,} pixels")
+
+
+def read_image(path: str) -> np.ndarray:
+    """RGB uint8 [H, W, 3]; InputError for non-images, truncated files and oversized images."""
+    try:
+        with Image.open(path) as img:
+            _check_size(*img.size, path)
+            img.load()
+            return np.asarray(img.convert("RGB"))
+    except InputError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+        raise InputError(f"{path}: not a readable image ({e})") from e
+
+
+def _open_video(path: str) -> av.container.InputContainer:
+    try:
+        container = av.open(path)
+    except av.FFmpegError as e:  # missing files too (av's FileNotFoundError is one)
+        raise InputError(f"{path}: not a readable video ({e})") from e
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path}: no video stream (not a video file, or truncated)")
+    return container
+
+
+def video_info(path: str) -> tuple[int, float]:
+    """(frame count, frames per second) as the file states them; count 0 where it does not."""
+    if path.lower().endswith(".gif"):
+        try:
+            with Image.open(path) as img:
+                ms = img.info.get("duration") or 100
+                return int(getattr(img, "n_frames", 1)), 1000.0 / ms
+        except (OSError, ValueError) as e:
+            raise InputError(f"{path}: not a readable video ({e})") from e
+    with _open_video(path) as c:
+        s = c.streams.video[0]
+        return int(s.frames or 0), float(s.average_rate or 25)
+
+
+def read_frames(path: str) -> Iterator[np.ndarray]:
+    """RGB uint8 frames [H, W, 3] in display order: GIFs through Pillow, the rest through PyAV.
+    InputError names the file when it cannot be opened or a frame cannot be decoded."""
+    if path.lower().endswith(".gif"):
+        try:
+            with Image.open(path) as img:
+                _check_size(*img.size, path)
+                for frame in ImageSequence.Iterator(img):
+                    yield np.asarray(frame.convert("RGB"))
+        except (OSError, ValueError) as e:
+            raise InputError(f"{path}: not a readable video ({e})") from e
+        return
+    with _open_video(path) as c:
+        stream = c.streams.video[0]
+        _check_size(stream.codec_context.width, stream.codec_context.height, path)
+        stream.thread_type = "AUTO"
+        try:
+            for frame in c.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+        except (av.FFmpegError, ValueError) as e:
+            raise InputError(f"{path}: cannot decode the video ({e})") from e
+
+
+class VideoWriter:
+    """Frames -> `path`: an animated GIF (kept in memory, for GIF inputs) or a streamed video
+    (`VIDEO_CODEC`, yuv420p, which needs even sides: odd ones get one black pixel more)."""
+
+    def __init__(self, path: str, fps: float):
+        self.path, self.fps = path, fps
+        self._gif: list[Image.Image] | None = [] if path.lower().endswith(".gif") else None
+        self._out, self._stream = None, None  # opened at the first frame: no frames, no file
+
+    def write(self, img: Image.Image) -> None:
+        if self._gif is not None:
+            self._gif.append(img)
+            return
+        rgb = np.asarray(img.convert("RGB"))
+        h, w = rgb.shape[:2]
+        if self._stream is None:
+            self._out = av.open(self.path, "w")
+            rate = Fraction(self.fps).limit_denominator(1001)
+            self._stream = self._out.add_stream(VIDEO_CODEC, rate=rate)
+            self._stream.width, self._stream.height = w + w % 2, h + h % 2
+            self._stream.pix_fmt = "yuv420p"
+        rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)))
+        self._out.mux(self._stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+
+    def close(self) -> None:
+        if self._gif:
+            ms = round(1000 / max(self.fps, 1e-3))
+            self._gif[0].save(
+                self.path, save_all=True, append_images=self._gif[1:], duration=ms, loop=0
+            )
+        if self._out is not None:
+            self._out.mux(self._stream.encode(None))  # flush the encoder
+            self._out.close()

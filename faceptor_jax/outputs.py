@@ -1,0 +1,131 @@
+"""What predict writes: the JSON's schema (`SCHEMA`, checked by `validate` before every write),
+overlays a person looks at (parsing colours with a legend, boxes, landmarks, captions) and
+palette masks. Faces are dicts as in `SCHEMA`."""
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SCHEMA_ID = "faceptor_jax.predict/1"
+
+_FACE = {
+    "type": "object",
+    "required": ["box", "score", "points5"],
+    "properties": {
+        "box": {"type": "array", "items": {"type": "number"}},  # x1, y1, x2, y2 pixels
+        "score": {"type": "number"},  # detector confidence in [0, 1]
+        "points5": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        "embedding": {"type": "object"},  # task -> [E] L2-normalised, flip-summed
+        "age": {"type": "object"},  # task -> years
+        "attributes": {"type": "object"},  # task -> {CelebA attribute: probability}
+        "expression": {"type": "object"},  # task -> {"label", "probabilities": {label: p}}
+        "landmarks": {"type": "object"},  # task -> [[x, y]] image pixels
+        "parsing": {"type": "object"},  # task -> {label: pixel count of this face}
+    },
+}
+SCHEMA = {
+    "type": "object",
+    "required": ["schema", "input", "kind", "width", "height", "tasks", "labels"],
+    "properties": {
+        "schema": {"type": "string"},
+        "input": {"type": "string"},
+        "kind": {"type": "string"},  # "image" | "video"
+        "fps": {"type": "number"},  # videos: frames per second as the file states it
+        "width": {"type": "integer"},
+        "height": {"type": "integer"},
+        "tasks": {"type": "array", "items": {"type": "string"}},
+        "labels": {"type": "object"},  # task -> class names (parsing, expression, attributes)
+        "overlay": {"type": "string"},  # file name beside the JSON
+        "masks": {"type": "object"},  # parsing task -> PNG file name (images only)
+        "faces": {"type": "array", "items": _FACE},  # images
+        "frames": {  # videos
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "faces"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "faces": {"type": "array", "items": _FACE},
+                },
+            },
+        },
+    },
+}
+
+
+def validate(doc, schema=SCHEMA, where: str = "$") -> None:
+    """Check `doc` against the JSON-Schema subset used by `SCHEMA`; ValueError names the path."""
+    types = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float)}
+    t = schema.get("type")
+    if t and (not isinstance(doc, types[t]) or (t != "object" and isinstance(doc, bool))):
+        raise ValueError(f"{where}: expected {t}, got {type(doc).__name__}")
+    for key in schema.get("required", ()):
+        if key not in doc:
+            raise ValueError(f"{where}: missing {key!r}")
+    for key, sub in schema.get("properties", {}).items():
+        if isinstance(doc, dict) and key in doc:
+            validate(doc[key], sub, f"{where}.{key}")
+    if "items" in schema and isinstance(doc, list):
+        for i, item in enumerate(doc):
+            validate(item, schema["items"], f"{where}[{i}]")
+
+
+PALETTE = np.array(
+    [[0, 0, 0], [255, 85, 0], [255, 170, 0], [255, 0, 85], [255, 0, 170], [0, 255, 0],
+     [85, 255, 0], [170, 255, 0], [0, 255, 85], [0, 255, 170], [0, 0, 255], [85, 0, 255],
+     [170, 0, 255], [0, 85, 255], [0, 170, 255], [255, 255, 0], [255, 255, 85], [255, 255, 170],
+     [255, 0, 255], [255, 85, 255], [255, 170, 255], [0, 255, 255], [85, 255, 255]],
+    np.uint8,
+)  # fmt: skip
+
+
+def save_mask(mask: np.ndarray, path: str) -> None:
+    """Palette PNG: pixel value = class id, shown in the overlay's colours."""
+    img = Image.fromarray(mask, mode="P")
+    img.putpalette(PALETTE.ravel().tolist())
+    img.save(path)
+
+
+def caption(face: dict) -> str:
+    """A short label: age, expression, a few attributes (the first task of each), else score."""
+    parts = []
+    for age in face.get("age", {}).values():
+        parts.append(f"age {age:.0f}")
+        break
+    for e in face.get("expression", {}).values():
+        parts.append(f"{e['label']} {e['probabilities'][e['label']]:.2f}")
+        break
+    for attrs in face.get("attributes", {}).values():
+        parts += [k for k in ("Male", "Smiling", "Eyeglasses") if attrs.get(k, 0) > 0.5]
+        break
+    return " ".join(parts) or f"{face['score']:.2f}"
+
+
+def draw_overlay(rgb: np.ndarray, faces: list[dict], masks: dict, labels: dict) -> Image.Image:
+    """Parsing colours (the first parsing task) with a legend, boxes, landmarks and captions.
+
+    rgb uint8 [H, W, 3]; masks {task: uint8 [H, W] class ids}; labels {task: class names}."""
+    out = rgb.astype(np.float32)
+    legend = []
+    for name, mask in list(masks.items())[:1]:
+        colour = PALETTE[np.minimum(mask, len(PALETTE) - 1)].astype(np.float32)
+        on = (mask > 0)[..., None]
+        out = np.where(on, 0.55 * out + 0.45 * colour, out)
+        present = np.unique(mask)
+        legend = [(labels[name][c], PALETTE[c % len(PALETTE)]) for c in present if c > 0]
+    img = Image.fromarray(out.clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    r = max(1.0, max(img.size) / 300)
+    for face in faces:
+        x1, y1, x2, y2 = face["box"]
+        draw.rectangle([x1, y1, x2, y2], outline=(0, 255, 0), width=max(1, int(r)))
+        pts = next(iter(face.get("landmarks", {}).values()), face["points5"])
+        for x, y in pts:
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 0))
+        text, at = caption(face), (x1, max(0, y1 - 12))
+        draw.rectangle(draw.textbbox(at, text), fill=(0, 0, 0))
+        draw.text(at, text, fill=(0, 255, 0))
+    for i, (name, colour) in enumerate(legend):
+        y = 4 + 12 * i
+        draw.rectangle([4, y, 14, y + 10], fill=tuple(int(c) for c in colour))
+        draw.text((18, y), name, fill=(255, 255, 255))
+    return img
