@@ -59,13 +59,18 @@ def step_lr(cfg: OptimConfig, multiplier: float = 1.0) -> Callable[[jax.Array], 
     return lambda count: multiplier * schedule(jnp.maximum(count - 1, 0))
 
 
+def path_name(path) -> str:
+    """A pytree key path as the dotted name the group regexes see: "model.encoder.blocks.ln_1"."""
+    name = ".".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+    return name.removesuffix(".value")
+
+
 def param_groups(params, groups: Sequence[tuple[str, str]]):
     """Tree of group names, one per leaf, from (regex, group) rules on dotted paths."""
     compiled = [(re.compile(rx), g) for rx, g in groups]
 
     def label(path, _) -> str:
-        name = ".".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
-        name = name.removesuffix(".value")
+        name = path_name(path)
         for rx, group in compiled:
             if rx.fullmatch(name):
                 return group

@@ -10,6 +10,7 @@ step and task so the loop stops with a message naming both.
 """
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
-from faceptor_jax import losses, sharding, tasks
+from faceptor_jax import losses, optim, sharding, tasks
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
 from faceptor_jax.model.naive import NaiveConfig, NaiveFaceptor
 from faceptor_jax.optim import OptimConfig, make_optimizer
@@ -82,6 +83,19 @@ def effective_weights(config: ml_collections.ConfigDict) -> dict[str, float]:
     return out
 
 
+def stop_frozen(params: Any, trainable: str | None) -> Any:
+    """Params with every leaf outside the `trainable` regex behind stop_gradient.
+
+    The optimizer already leaves frozen parameters unchanged; this also keeps autodiff from
+    computing their gradients, so stage 2's backward pass skips the frozen encoder.
+    """
+    if not trainable:
+        return params
+    rx = re.compile(trainable)
+    keep = lambda path, p: p if rx.fullmatch(optim.path_name(path)) else jax.lax.stop_gradient(p)
+    return jax.tree_util.tree_map_with_path(keep, params)
+
+
 def image_size(config: ml_collections.ConfigDict, name: str) -> int:
     """Side of task `name`'s input images: `tasks.<name>.image_size`, or else the task's own."""
     return int(config.tasks[name].get("image_size", 0)) or tasks.get(name).input_size
@@ -131,6 +145,7 @@ class Trainer:
     def task_losses(
         self, params: Mapping, model_state: Mapping, batch: Mapping, rng: jax.Array
     ) -> tuple[jax.Array, tuple[dict, Mapping]]:
+        params = stop_frozen(params, self.config.get("trainable"))
         model = self.merge(params["model"], model_state)
         images = {t: b["image"] for t, b in batch.items()}
         outputs = model(images, train=True, rng=rng)

@@ -1,5 +1,6 @@
 """Training: the same loss on every mesh, exact resume after SIGTERM, clear config errors."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from flax import nnx
 from configs import tiny
 from data import sources as entry
 from faceptor_jax import input_pipeline, loop, sharding, train
+from faceptor_jax.checkpoint import flatten_paths
 
 
 def micro_config(steps: int = 4):
@@ -159,3 +161,50 @@ def test_nonfinite_loss_names_step_and_task(tmp_path):
 
     with pytest.raises(loop.NonFiniteLoss, match=r"non-finite loss at step 1 in task age_morph2"):
         loop.train_and_evaluate(config, str(tmp_path), sources)
+
+
+def _dot_count(jaxpr) -> int:
+    return str(jaxpr).count("dot_general")
+
+
+def test_stage2_backward_skips_frozen_parameters():
+    """Only `trainable` params get gradients (same values as the full backward), the frozen
+    encoder's backward is not computed at all, and one step changes only the trainable leaves."""
+    config = micro_config()
+    del config.tasks["parsing_celebamaskhq"], config.tasks["landmarks_300w"]
+    config.model.new_levels = (1, 3)
+    config.trainable = r"model\.layer_attention\.new_input_proj\..*"
+    mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
+    ds, layouts, datasets = _batch(config)
+    trainer, abstract = train.make_trainer(config, mesh)
+    full_config = config.copy_and_resolve_references()
+    full_config.trainable = ""
+    full = dataclasses.replace(trainer, config=full_config)
+    with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
+        state, _ = train.create_state(trainer, abstract)
+        batch = loop._to_task_batch(input_pipeline.to_global(ds[0], mesh, layouts), datasets)
+        args = (state["params"], state["model_state"], batch, state["rng"])
+
+        def grads(t):
+            return jax.grad(lambda p, *a: t.task_losses(p, *a)[0])(*args)
+
+        stage2, everything = grads(trainer), grads(full)
+        dots2 = _dot_count(jax.make_jaxpr(lambda: grads(trainer))())
+        dots_all = _dot_count(jax.make_jaxpr(lambda: grads(full))())
+        new_state, _ = jax.jit(trainer.train_step)(state, batch)
+
+    flat2 = flatten_paths(jax.device_get(stage2))
+    flat_all = flatten_paths(jax.device_get(everything))
+    trainable = [k for k in flat2 if ".new_input_proj." in f".{k}."]
+    assert len(trainable) == 3, trainable  # kernel, bias, embed
+    for k, g in flat2.items():
+        if k in trainable:
+            assert np.abs(g).max() > 0, k
+            np.testing.assert_allclose(g, flat_all[k], rtol=1e-5, atol=1e-7, err_msg=k)
+        else:
+            assert not np.any(g), f"frozen {k} got a gradient"
+    assert dots2 < 0.75 * dots_all, (dots2, dots_all)  # the encoder's backward is gone
+    before = flatten_paths(jax.device_get(state["params"]))
+    after = flatten_paths(jax.device_get(new_state["params"]))
+    changed = {k for k in before if not np.array_equal(before[k], after[k])}
+    assert changed == set(trainable), changed
