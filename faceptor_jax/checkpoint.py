@@ -1,9 +1,12 @@
 """Model checkpoints on disk: `<dir>/model.json` (what model, its config) + `<dir>/params` (orbax).
 
 Converted checkpoints (from `python -m convert ...`) use this layout; training checkpoints
-(optimizer, step, data iterator state) build on it. Writes are atomic: orbax finalises `params`
-by renaming a temporary directory, and `model.json` is written last via `os.replace`, so a
-directory with `model.json` is always complete.
+(optimizer, step, data iterator state) build on it: a training workdir holds the same
+`model.json` (written at train start) beside `checkpoints/<step>/`, and the readers here
+(`read_meta`, `load_params`, `load_losses`, `load_faceptor`) take either, or one step of a
+workdir, `<workdir>/checkpoints/<step>` (`locate`). Writes are atomic: orbax
+finalises `params` by renaming a temporary directory, and `model.json` is written last via
+`os.replace`, so a directory with `model.json` and `params/` is always complete.
 """
 
 import dataclasses
@@ -13,7 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from flax import nnx
 
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
@@ -25,6 +30,12 @@ PARAMS_DIR = "params"
 LOSSES_DIR = "losses"  # loss parameters (the CosFace classifier), apart from the model
 # The verification protocol's threshold for this model, written by evaluation, read by predict.
 VERIFICATION_FILE = "verification.json"
+TRAIN_DIR = "checkpoints"  # a training workdir's `TrainCheckpoints`: <workdir>/checkpoints/<step>
+LAYOUTS = (
+    f"a model directory ({MODEL_FILE} + {PARAMS_DIR}/, from `python -m convert` or "
+    f"`python -m faceptor_jax.export`) or a training workdir ({MODEL_FILE} + "
+    f"{TRAIN_DIR}/<step>/, from `main.py`; <workdir>/{TRAIN_DIR}/<step> for one step)"
+)
 
 
 def save_params(
@@ -46,22 +57,76 @@ def save_params(
     if losses:
         ckptr.save(os.path.join(directory, LOSSES_DIR), losses, force=True)
     ckptr.wait_until_finished()
+    write_meta(directory, kind, config, {"losses": sorted(losses or {}), **(extra or {})})
+
+
+def write_meta(directory: str | os.PathLike, kind: str, config: Any, extra: dict) -> None:
+    """Write `<directory>/model.json` atomically: {kind, config (a dataclass or dict), **extra}."""
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-    meta = {"kind": kind, "config": cfg, "losses": sorted(losses or {}), **(extra or {})}
-    tmp = os.path.join(directory, MODEL_FILE + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=2)
-    os.replace(tmp, os.path.join(directory, MODEL_FILE))
+    path = os.path.join(os.fspath(directory), MODEL_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"kind": kind, "config": cfg, **extra}, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def step_dir(workdir: str | os.PathLike, step: int) -> str:
+    """One training step's directory, `<workdir>/checkpoints/<step>`."""
+    return os.path.join(os.fspath(workdir), TRAIN_DIR, str(step))
+
+
+def locate(path: str | os.PathLike) -> tuple[str, int | None]:
+    """Where a model is: (the directory holding its `model.json` and `verification.json`, the
+    training step to load or None for a model directory's `params/`).
+
+    A model directory -> (path, None); a training workdir -> (path, its newest finished step);
+    `<workdir>/checkpoints/<step>` -> (workdir, step). Anything else raises FileNotFoundError
+    naming the path and what was expected (`LAYOUTS`).
+    """
+    path = os.path.normpath(os.path.abspath(os.fspath(path)))
+    parent, name = os.path.split(path)
+    if os.path.basename(parent) == TRAIN_DIR and name.isdigit():  # one step of a workdir
+        workdir, step = os.path.dirname(parent), int(name)
+    else:
+        workdir, step = path, None
+    has_meta = os.path.isfile(os.path.join(workdir, MODEL_FILE))
+    if step is None and has_meta and os.path.isdir(os.path.join(path, PARAMS_DIR)):
+        return path, None
+    if not os.path.isdir(workdir):
+        raise FileNotFoundError(f"{workdir}: no such directory; expected {LAYOUTS}")
+    steps = _steps(workdir)
+    if steps is None:
+        raise FileNotFoundError(f"{path}: not a faceptor_jax model; expected {LAYOUTS}")
+    if not has_meta:
+        raise FileNotFoundError(
+            f"{workdir}: training checkpoints without {MODEL_FILE}, which training writes at its "
+            "start from this version on; run the same `main.py` training command once more (it "
+            f"resumes; a finished run only writes {MODEL_FILE})"
+        )
+    if not steps:
+        raise FileNotFoundError(
+            f"{workdir}: a training workdir with no finished checkpoint yet (expected "
+            f"{TRAIN_DIR}/<step>/, saved every config.checkpoint_every steps)"
+        )
+    if step is not None and step not in steps:
+        raise FileNotFoundError(
+            f"{path}: no such training step; {workdir}/{TRAIN_DIR} holds steps "
+            + ", ".join(map(str, steps))
+        )
+    return workdir, steps[-1] if step is None else step
+
+
+def _steps(workdir: str) -> list[int] | None:
+    """Finished steps under `<workdir>/checkpoints` (ascending), None if there is no such folder."""
+    folder = os.path.join(workdir, TRAIN_DIR)
+    if not os.path.isdir(folder):
+        return None
+    return sorted(ocp.utils.checkpoint_steps(folder))
 
 
 def read_meta(directory: str | os.PathLike) -> dict:
-    path = os.path.join(os.fspath(directory), MODEL_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path}: not found — {directory} is not a faceptor_jax checkpoint directory "
-            f"(expected {MODEL_FILE} and {PARAMS_DIR}/ written by `python -m convert` or training)"
-        )
-    with open(path) as f:
+    """`model.json` of a model directory or training workdir (see `locate`)."""
+    where, _ = locate(directory)
+    with open(os.path.join(where, MODEL_FILE)) as f:
         return json.load(f)
 
 
@@ -91,13 +156,69 @@ def read_verification(directory: str | os.PathLike) -> dict | None:
 
 
 def load_params(directory: str | os.PathLike, target: dict | None = None) -> dict:
-    """Restore the param tree; with `target` (pure dict of arrays/ShapeDtypeStructs) shapes are
-    checked and shardings applied."""
-    path = os.path.join(os.path.abspath(os.fspath(directory)), PARAMS_DIR)
+    """Restore the param tree (for a training step: the model's params and state, e.g. BatchNorm
+    statistics, merged; no optimizer); with `target` (pure dict of arrays/ShapeDtypeStructs)
+    shapes are checked and shardings applied."""
+    where, step = locate(directory)
+    if step is not None:
+        state = _restore_trained(where, step, ("params", "model"), ("model_state",))
+        values = _merge(state["params"]["model"], state["model_state"])
+        return values if target is None else _onto(target, values, step_dir(where, step))
+    path = os.path.join(where, PARAMS_DIR)
     ckptr = ocp.StandardCheckpointer()
     if target is None:
         return ckptr.restore(path)
     return ckptr.restore(path, target)
+
+
+def _restore_trained(workdir: str, step: int, *parts: tuple[str, ...]) -> dict:
+    """The `parts` (key paths) of a training step's state, as numpy arrays: the rest of the state
+    (optimizer moments, twice the params) is not read."""
+    path = os.path.join(step_dir(workdir, step), "state")
+    tree = ocp.PyTreeCheckpointHandler().metadata(epath.Path(path)).tree
+    item: dict = {}
+    for keys in parts:
+        node, src = item, tree
+        for k in keys[:-1]:
+            node, src = node.setdefault(k, {}), src[k]
+        node[keys[-1]] = src[keys[-1]]
+    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+    restore = ocp.args.PyTreeRestore(item=item, restore_args=args, partial_restore=True)
+    return ocp.PyTreeCheckpointer().restore(path, args=restore)
+
+
+def _merge(a: Mapping, b: Mapping) -> dict:
+    """Two pure dicts with disjoint leaves -> one (NNX's Param / non-Param split undone)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and k in out else v
+    return out
+
+
+def _onto(target: dict, values: dict, where: str) -> dict:
+    """`values` in `target`'s structure, dtypes and shardings; every missing, unexpected or
+    misshapen path named in one error."""
+    have = flatten_paths(values)
+    want = {}
+    for path, t in jax.tree_util.tree_flatten_with_path(target)[0]:
+        want[".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)] = t
+    bad = [f"{k}: missing" for k in want if k not in have]
+    bad += [f"{k}: not in the model" for k in have if k not in want]
+    bad += [
+        f"{k}: {tuple(have[k].shape)}, model {tuple(t.shape)}"
+        for k, t in want.items()
+        if k in have and tuple(have[k].shape) != tuple(t.shape)
+    ]
+    if bad:
+        raise ValueError(f"{where}: does not fit the model in {MODEL_FILE}:\n  " + "\n  ".join(bad))
+
+    def put(k, t):
+        v = np.asarray(have[k], t.dtype)
+        sharding = getattr(t, "sharding", None)
+        return v if sharding is None else jax.device_put(v, sharding)
+
+    leaves = [put(k, t) for k, t in want.items()]
+    return jax.tree.unflatten(jax.tree.structure(target), leaves)
 
 
 def load_vit_encoder(directory: str | os.PathLike, **overrides: Any) -> ViTEncoder:
@@ -122,7 +243,14 @@ def load_vit_encoder(directory: str | os.PathLike, **overrides: Any) -> ViTEncod
 def load_losses(directory: str | os.PathLike) -> dict:
     """The loss parameters stored beside the model ({} if none), e.g.
     {"recognition_ms1mv3": {"classifier": [classes, 512]}} (rows are CosFace class centres)."""
-    path = os.path.join(os.path.abspath(os.fspath(directory)), LOSSES_DIR)
+    where, step = locate(directory)
+    if step is not None:  # training's padded CosFace matrix, cut to the real classes
+        classes = read_meta(where).get("recognition_classes", {})
+        if not classes:
+            return {}
+        w = _restore_trained(where, step, ("params", "loss"))["params"]["loss"]["cosface"]
+        return {name: {"classifier": w[:n]} for name, n in classes.items()}
+    path = os.path.join(where, LOSSES_DIR)
     if not os.path.isdir(path):
         return {}
     return ocp.StandardCheckpointer().restore(path)

@@ -2,7 +2,9 @@
 
 `train_and_evaluate(config, workdir)` resumes from the newest checkpoint in `workdir` (params,
 optimizer, step, RNG and the data iterator's position), so a restarted run continues exactly
-where it stopped. SIGTERM saves a checkpoint and exits cleanly.
+where it stopped. SIGTERM saves a checkpoint and exits cleanly. `<workdir>/model.json` describes
+the model as a converted model directory's does, so a workdir loads wherever a model directory
+does (predict, `--config.init.checkpoint`, `python -m faceptor_jax.export`).
 """
 
 import os
@@ -97,6 +99,8 @@ def train_and_evaluate(
         logging.info("resumed from %s at step %d", workdir, start)
     else:
         state = checkpoint.init_from(config.init, state)
+    if jax.process_index() == 0:  # after a successful restore: the description fits the weights
+        checkpoint.write_meta(workdir, **train.model_description(trainer))
 
     step_fn = jax.jit(trainer.train_step, donate_argnums=0, out_shardings=(shardings, None))
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
@@ -190,9 +194,9 @@ def checkpoint_architecture(
 
 def evaluate_only(config: ml_collections.ConfigDict, workdir: str, sources: SourceFactory) -> list:
     """Evaluate the newest training checkpoint in `workdir`, or else `config.init.checkpoint`
-    (e.g. a converted released model); prints the tables and writes them to `workdir`. For a
-    model checkpoint, the verification threshold is also stored beside it, where predict reads
-    it (`checkpoint.VERIFICATION_FILE`)."""
+    (a converted released model, or another run's workdir); prints the tables and writes them
+    to `workdir`. For a model checkpoint, the verification threshold is also stored beside it,
+    where predict reads it (`checkpoint.VERIFICATION_FILE`)."""
     mesh = mesh_from_config(config)
     ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints)
     step = ckpts.latest_step()
@@ -216,8 +220,10 @@ def evaluate_only(config: ml_collections.ConfigDict, workdir: str, sources: Sour
         results = evaluate.evaluate(trainer, state, config, sources, workdir, step)
     record = evaluate.protocol_threshold(results, step, os.path.join(workdir, f"eval_{step}.json"))
     if not step and record and jax.process_index() == 0:
+        where, trained = checkpoint.locate(config.init.checkpoint)  # a workdir's: its step
+        record = record if trained is None else record | {"step": trained}
         try:
-            path = checkpoint.write_verification(config.init.checkpoint, record)
+            path = checkpoint.write_verification(where, record)
             logging.info("verification threshold %.4f -> %s", record["threshold"], path)
         except OSError as e:  # e.g. a read-only model directory: predict falls back, says so
             logging.warning("cannot store the verification threshold beside the model: %s", e)

@@ -86,8 +86,8 @@ def _decay_mask(decay_all: bool):
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
     """The full transformation: clip → per-group AdamW (scaled schedule) → accumulation."""
     multipliers = dict(cfg.multipliers)
-    names = {g for _, g in cfg.groups}
-    unknown = sorted(names - set(multipliers))
+    names = sorted({g for _, g in cfg.groups})  # a set's order varies by process: so would the HLO
+    unknown = [n for n in names if n not in multipliers]
     if unknown:
         raise ValueError(f"optimizer groups {unknown} have no LR multiplier in {multipliers}")
     transforms = {}

@@ -3,6 +3,9 @@
     python -m faceptor_jax.predict --checkpoint DIR --input PATH... --output DIR [--tasks ...]
     python -m faceptor_jax.predict --checkpoint DIR --compare A.jpg B.jpg
 
+DIR is a model directory (`python -m convert`, `python -m faceptor_jax.export`) or a training
+workdir (`main.py --workdir`: its newest checkpoint; `WORKDIR/checkpoints/STEP` for another).
+
 Per input: faces are detected (yuface), aligned per task onto the crop that task was trained on
 (ArcFace 5-point template for recognition/age/attributes/expression, the LaPa 5-point template for
 parsing/landmarks; crop sides from the checkpoint's task specs, 112/512 for released weights),
@@ -16,7 +19,8 @@ the exit status is non-zero only when no input could be processed.
 `--compare A B` prints the cosine similarity and the verification protocol's distance (squared L2
 between L2-normalised flip-summed embeddings) of the largest faces, and the verdict against the
 threshold evaluation derived for this model (`<checkpoint>/verification.json`, written by
-`main.py --mode=eval`), or `--threshold`, or else `DEFAULT_THRESHOLD`; it says which.
+`main.py --mode=eval` and by training's evaluations), or `--threshold`, or else
+`DEFAULT_THRESHOLD`; it says which.
 """
 
 import argparse
@@ -33,7 +37,14 @@ import numpy as np
 from flax import nnx
 
 from faceptor_jax import align, media, preprocess, tasks
-from faceptor_jax.checkpoint import VERIFICATION_FILE, load_faceptor, read_meta, read_verification
+from faceptor_jax.checkpoint import (
+    VERIFICATION_FILE,
+    load_faceptor,
+    locate,
+    read_meta,
+    read_verification,
+    step_dir,
+)
 from faceptor_jax.media import InputError, read_image
 from faceptor_jax.metrics import CELEBA_ATTRIBUTES
 from faceptor_jax.outputs import SCHEMA_ID, draw_overlay, save_mask, validate
@@ -52,7 +63,8 @@ def _labels(task: tasks.Task) -> tuple[str, ...]:
 
 class Predictor:
     """`Predictor(checkpoint_dir)(rgb_uint8)` -> (faces, masks): faces as in `outputs.SCHEMA`, masks
-    {parsing task: uint8 [H, W] class ids in image coordinates}."""
+    {parsing task: uint8 [H, W] class ids in image coordinates}. `checkpoint_dir`: a model
+    directory or a training workdir (newest step), or `<workdir>/checkpoints/<step>`."""
 
     def __init__(
         self,
@@ -63,8 +75,11 @@ class Predictor:
         threshold: float | None = None,
     ):
         self.checkpoint = os.fspath(checkpoint)
-        self.meta = read_meta(checkpoint)
-        model = load_faceptor(checkpoint)
+        where, self.step = locate(checkpoint)  # step: a workdir's training step, else None
+        # A workdir's step is pinned: training may save newer ones (and drop old) meanwhile.
+        self.weights = where if self.step is None else step_dir(where, self.step)
+        self.meta = read_meta(self.weights)
+        model = load_faceptor(self.weights)
         specs = {s.name: s for s in model.cfg.tasks}
         names = list(task_names or specs)
         unknown = [n for n in names if n not in specs]
@@ -78,7 +93,7 @@ class Predictor:
             n: dataclasses.replace(tasks.get(n), input_size=specs[n].input_size) for n in names
         }
         self.conf, self.max_batch = conf, max_batch
-        self.threshold, self.threshold_source = verification_threshold(self.checkpoint, threshold)
+        self.threshold, self.threshold_source = verification_threshold(where, threshold, self.step)
         self.labels = {n: list(_labels(t)) for n, t in self.tasks.items() if _labels(t)}
         graphdef, state = nnx.split(model)
         self._state = state
@@ -221,22 +236,32 @@ class Predictor:
         }
 
 
-def verification_threshold(checkpoint: str, given: float | None = None) -> tuple[float, str]:
+def verification_threshold(
+    checkpoint: str, given: float | None = None, step: int | None = None
+) -> tuple[float, str]:
     """(threshold, where it came from): `given`, else the protocol's 10-fold threshold that
-    evaluation stored in `<checkpoint>/verification.json`, else `DEFAULT_THRESHOLD`."""
+    evaluation stored in `<checkpoint>/verification.json`, else `DEFAULT_THRESHOLD`. `step`: the
+    training step of a workdir's weights; a record evaluated at another step says so."""
     if given is not None:
         return float(given), "given (--threshold)"
     path = os.path.join(checkpoint, VERIFICATION_FILE)
     record = read_verification(checkpoint)
     if record is None:
+        how = (
+            f"--config.init.checkpoint={checkpoint}"
+            if step is None
+            else f"--workdir={checkpoint} --config=<its training config>"
+        )
         return DEFAULT_THRESHOLD, (
             f"fallback: insightface's usual LFW value, {path} not found (`main.py --mode=eval "
-            f"--config.init.checkpoint={checkpoint}` derives this model's)"
+            f"{how}` derives this model's)"
         )
     where = f"{record.get('dataset', '?')}, {record.get('pairs', '?')} pairs"
+    other = record.get("step") != step and step is not None
     return float(record["threshold"]), (
         f"protocol: mean of the 10 folds' best thresholds ({where}, step "
         f"{record.get('step', '?')}) from {path}"
+        + (f"; these weights are step {step}" if other else "")
     )
 
 
@@ -247,7 +272,7 @@ def _doc(predictor: Predictor, path: str, kind: str, hw) -> dict:
         "kind": kind,
         "width": int(hw[1]),
         "height": int(hw[0]),
-        "checkpoint": os.path.abspath(predictor.checkpoint),
+        "checkpoint": os.path.abspath(predictor.weights),
         "tasks": list(predictor.tasks),
         "labels": predictor.labels,
     }
@@ -345,7 +370,11 @@ def run(predictor: Predictor, paths: Sequence[str], out_dir: str, stride: int = 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m faceptor_jax.predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--checkpoint", required=True, help="faceptor_jax checkpoint directory")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="model dir, training workdir or WORKDIR/checkpoints/STEP",
+    )
     p.add_argument("--input", nargs="+", default=[], help="images, folders, videos")
     p.add_argument("--output", default="predictions", help="output directory")
     p.add_argument("--tasks", nargs="+", default=None, help="subset of the model's tasks")
@@ -360,7 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("give --input PATH... or --compare A B")
     if args.video_stride < 1:
         p.error(f"--video-stride {args.video_stride}: must be 1 or more")
-    predictor = Predictor(args.checkpoint, args.tasks, conf=args.conf, threshold=args.threshold)
+    try:
+        predictor = Predictor(args.checkpoint, args.tasks, conf=args.conf, threshold=args.threshold)
+    except FileNotFoundError as e:  # not a model: the message names the path and the layouts
+        print(f"predict: {e}", file=sys.stderr)
+        return 2
     if args.compare:
         try:
             a, b = (read_image(x) for x in args.compare)

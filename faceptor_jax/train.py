@@ -214,6 +214,24 @@ def make_trainer(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Trainer
     return trainer, abstract
 
 
+def model_description(trainer: Trainer) -> dict:
+    """`checkpoint.write_meta`'s arguments describing this run's model, written into the workdir
+    so predict, eval and export rebuild it from a training checkpoint: the kind, its config with
+    each trained task's image size, and the CosFace classifier's real class count."""
+    cfg = model_config(trainer.config)
+    sizes = trainer.image_sizes
+    specs = tuple(
+        dataclasses.replace(s, input_size=sizes.get(s.name, s.input_size)) for s in cfg.tasks
+    )
+    rec = [n for n in trainer.config.tasks if tasks.get(n).type.name == "recognition"]
+    classes = {rec[0]: trainer.num_classes} if rec else {}
+    return {
+        "kind": "faceptor" if isinstance(cfg, FaceptorConfig) else "naive_faceptor",
+        "config": dataclasses.replace(cfg, tasks=specs),
+        "extra": {"losses": sorted(classes), "recognition_classes": classes},
+    }
+
+
 def _param_path_specs(tree: Any, abstract_model: nnx.Module, rules, mesh: Mesh) -> Any:
     """PartitionSpecs for the state dict: model params by their logical names, CosFace's class
     axis over `model`, optimizer moments like their params, everything else replicated."""

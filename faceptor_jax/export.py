@@ -1,0 +1,67 @@
+"""A trained model as a model directory: `python -m faceptor_jax.export WORKDIR OUT`.
+
+    python -m faceptor_jax.export WORKDIR OUT                    # the newest training step
+    python -m faceptor_jax.export WORKDIR/checkpoints/STEP OUT   # another one
+
+OUT gets what `python -m convert` writes — `model.json`, `params/` (weights and BatchNorm
+statistics), `losses/` (the CosFace classifier, cut to the real classes) — and the workdir's
+`verification.json` when evaluation stored it for that step; so it loads wherever a converted
+model does (predict, `main.py --config.init.checkpoint=OUT`), without the optimizer state and
+data-iterator positions a training checkpoint carries.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from faceptor_jax import checkpoint
+
+
+def export(source: str | os.PathLike, out: str | os.PathLike) -> list[str]:
+    """Write the model of `source` (a training workdir or one of its steps) to `out`, a new
+    directory; returns notes for the user (what was and was not copied)."""
+    where, step = checkpoint.locate(source)
+    if step is None:
+        raise ValueError(f"{where}: already a model directory, nothing to export")
+    weights = checkpoint.step_dir(where, step)
+    meta = checkpoint.read_meta(weights)
+    checkpoint.save_params(
+        out,
+        meta["kind"],
+        meta["config"],
+        checkpoint.load_params(weights),
+        extra={"source": weights, "step": step},
+        losses=checkpoint.load_losses(weights),
+    )
+    notes = [f"{weights} -> {os.path.abspath(out)}"]
+    record = checkpoint.read_verification(where)
+    if record is not None and record.get("step") == step:
+        checkpoint.write_verification(out, record)
+        notes.append(f"verification threshold {record['threshold']:.4f} (step {step}) copied")
+    else:  # a threshold of other weights would be passed off as this model's
+        found = "none stored" if record is None else f"the stored one is step {record.get('step')}"
+        notes.append(
+            f"no verification threshold for step {step} ({found}); `main.py --mode=eval "
+            f"--config.init.checkpoint={out}` derives it"
+        )
+    return notes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m faceptor_jax.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("source", help="training workdir, or WORKDIR/checkpoints/STEP")
+    p.add_argument("out", help="new model directory")
+    args = p.parse_args(argv)
+    try:
+        notes = export(args.source, args.out)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"export: {e}", file=sys.stderr)
+        return 1
+    print("\n".join(notes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
