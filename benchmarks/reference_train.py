@@ -16,9 +16,11 @@ the tasks, per-task batch and image sizes, loss weights (the original's re-weigh
 Substituted: AlignLoss's target heatmaps come from `p2i`, a CUDA-only op. `reference.HeatmapTargets`
 renders them with our `render_heatmaps` (equal to p2i's kernel to rounding) in the untimed warm-up
 step and returns the cached maps in the timed ones (the batch is the same every step; the stand-in
-checks the points are). On a GPU p2i is one small kernel (B·K·128² outputs, no gradient), well
-under 1% of a step; ours renders its targets inside its timed step, so any bias favours the
-original. The age label distribution and NCHW images are data-loader work there, made beforehand.
+checks that the points are equal, and train_step.py that nothing was rendered while timing). The
+op writes B·K·128² values with no gradient, next to a step of ~10¹² FLOPs: leaving it out does
+not change the timed work materially, and ours renders its targets inside its timed step, so
+any bias favours the original. The age label distribution and NCHW images are data-loader work
+in the original, made beforehand here too.
 """
 
 import copy

@@ -15,7 +15,11 @@ peak where known).
 model, losses, optimizer and schedule from DIR at run time at the config's sizes, feeds it the same
 per-task batches and times its step (CPU, fp32), interleaved with ours, medians over `--steps`.
 What its step contains and what is substituted (its CUDA-only heatmap-target op) is documented
-in `benchmarks/reference_train.py`.
+in `benchmarks/reference_train.py`. The original computes in fp32; on a CPU compare at the same
+precision (XLA:CPU has no fast bf16 matmuls) and expect minutes per full-size step:
+
+    python benchmarks/train_step.py --config=configs/faceptor_base.py --scale 0.125 --steps 1 \
+        --config.model.encoder.dtype=float32 --config.model.decoder.dtype=float32 --reference DIR
 """
 
 import sys
