@@ -12,12 +12,10 @@ fast path); the original in fp32, or fp16 autocast on a GPU (`--ref_fp16`).
 """
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
 import time
-import types
 
 import jax
 import jax.numpy as jnp
@@ -41,38 +39,11 @@ def _time(fn, iters: int, warmup: int = 2) -> float:
     return float(np.median(times))
 
 
-def _load_original(reference: str):
-    """The original's farl_vit module, loaded from its file with stand-ins for timm.
+def _load_original(root: str):
+    """The original's farl_vit module (with the stand-ins of benchmarks/reference.py)."""
+    from benchmarks import reference
 
-    timm (via torchvision) does not import beside the CPU torch; the encoder only needs
-    `trunc_normal_` and `DropPath` (inactive in eval).
-    """
-    import torch
-
-    if "timm.models.layers" not in sys.modules:
-        layers = types.ModuleType("timm.models.layers")
-        layers.trunc_normal_ = torch.nn.init.trunc_normal_
-
-        class DropPath(torch.nn.Module):
-            def __init__(self, drop_prob: float = 0.0):
-                super().__init__()
-
-            def forward(self, x):
-                return x
-
-        layers.DropPath = DropPath
-        for name in ("timm", "timm.models"):
-            sys.modules.setdefault(name, types.ModuleType(name))
-        sys.modules["timm.models.layers"] = layers
-    path = os.path.join(reference, "faceptor_project", "core", "model", "backbone", "farl_vit.py")
-    if not os.path.isfile(path):
-        raise SystemExit(
-            f"--reference {reference}: {path} not found (a Faceptor checkout expected)"
-        )
-    spec = importlib.util.spec_from_file_location("original_farl_vit", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return reference.import_reference(root).farl_vit
 
 
 def _random_farl_file(original, directory: str) -> str:

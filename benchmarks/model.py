@@ -5,14 +5,13 @@ and achieved FLOP/s; optionally the original PyTorch model with the same weights
     python benchmarks/model.py --reference /path/to/Faceptor   # a checkout, never committed
 
 FLOPs come from XLA's cost analysis of the compiled forward. `--reference DIR` imports the
-original from DIR/faceptor_project at run time (with stand-ins for its CUDA extension, timm's
-DropPath and `.cuda()`), builds its Faceptor-Full model with its own init, converts those weights
-with our converter, and times both (PyTorch eager, `torch.no_grad`, eval mode).
+original from DIR/faceptor_project at run time (`benchmarks/reference.py`: stand-ins for its
+CUDA extension, timm's DropPath and `.cuda()`), builds its Faceptor-Full model with its own init,
+converts those weights with our converter, and times both (PyTorch eager, `torch.no_grad`,
+eval mode).
 """
 
 import argparse
-import os
-import sys
 import time
 import types
 
@@ -21,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from benchmarks import reference
 from benchmarks.flops import matmul_flops
 from faceptor_jax import tasks
 from faceptor_jax.checkpoint import load_faceptor
@@ -79,59 +79,11 @@ def flops_of(model: nnx.Module, images: dict) -> tuple[float, float, object]:
 
 
 # --------------------------------------------------------------------------- the original
-def import_reference(root: str) -> types.SimpleNamespace:
-    """Import the original's backbone and heads from a checkout, with CPU stand-ins."""
-    import torch
-
-    project = os.path.join(root, "faceptor_project")
-    if not os.path.isdir(os.path.join(project, "core")):
-        raise SystemExit(f"--reference {root}: no faceptor_project/core in it")
-    sys.path.insert(0, project)
-    p2i = types.ModuleType("core.model.ext.p2i_ops")
-    p2i.p2i = lambda *a, **k: None  # renders training targets only (CUDA extension)
-    sys.modules["core.model.ext.p2i_ops"] = p2i
-    try:
-        import timm.models.layers  # noqa: F401
-    except ImportError:  # timm needs torchvision; give the two names the backbone imports
-        layers = types.ModuleType("timm.models.layers")
-
-        class DropPath(torch.nn.Module):  # inference only: identity
-            def __init__(self, drop_prob: float = 0.0):
-                super().__init__()
-
-            def forward(self, x):
-                return x
-
-        layers.DropPath, layers.trunc_normal_ = DropPath, torch.nn.init.trunc_normal_
-        for name in ("timm", "timm.models"):
-            sys.modules.setdefault(name, types.ModuleType(name))
-        sys.modules["timm.models.layers"] = layers
-    torch.Tensor.cuda = lambda self, *a, **k: self  # the decoder calls .cuda() unconditionally
-    import core.model.backbone.farl_vit as farl_vit
-    import core.model.heads.decoder as decoder
-
-    return types.SimpleNamespace(farl_vit=farl_vit, decoder=decoder, torch=torch)
-
-
 def build_reference(ref: types.SimpleNamespace, names: tuple[str, ...]):
     """The original Faceptor-Full (stage 1) model, its own random init, eval mode."""
-    fv = ref.farl_vit
-    fv.load_farl = lambda model_type, model_file, drop_path_rate: fv.VisualTransformer(
-        input_resolution=224, patch_size=16, width=768, layers=12, heads=12, output_dim=512
-    )  # no pretrained file: same architecture, random init
-    backbone = fv.FaRLVisualFeatures("base", None, 0.0, forced_input_resolution=512)
-    specs = [tasks.get(n) for n in names]
-    kinds = {"feature": "feature_v2", "value": "value", "map": "map_v2"}
-    outs = {"none": "None", "parsing": "ParsingOutput", "landmarks": "AlignOutput"}
-    heads = ref.decoder.DecoderNewHolder(
-        task_names=[t.original for t in specs],
-        query_nums=[t.queries or 2 for t in specs],
-        interpreter_types=[kinds[t.type.kind] for t in specs],
-        out_types=[outs[t.type.output] for t in specs],
-        hidden_dim=256,
-        decoder_type="TransformerDecoderLevel",
-        levels=[11],
-    )
+    dims = reference.Dims()
+    reference.patch_dims(ref, dims)  # no pretrained file: same architecture, random init
+    backbone, heads = reference.build_backbone(ref, dims), reference.build_heads(ref, names, dims)
     return backbone.eval(), heads.eval()
 
 
@@ -180,7 +132,7 @@ def main() -> None:
     if args.reference:
         from convert.faceptor import convert_faceptor
 
-        ref = import_reference(args.reference)
+        ref = reference.import_reference(args.reference)
         ref.torch.manual_seed(0)
         backbone, heads = build_reference(ref, names)
         cfg, params, _ = convert_faceptor(
