@@ -81,6 +81,7 @@ def base_config() -> ml_collections.ConfigDict:
             workers=0,
             threads=2,
             prefetch=4,
+            augment="original",  # train-time augmentation: "original" or "light" (flips, jitter)
             synthetic_identities=1000,
             synthetic_length=100_000,
             synthetic_test_length=512,

@@ -71,11 +71,12 @@ def _stable_id(name: str) -> int:
 class _TrainElements:
     """k-th local element -> transformed example of its global (step, slot) (picklable)."""
 
-    def __init__(self, source, dataset, layout, num_steps, seed, world_size, size):
+    def __init__(self, source, dataset, layout, num_steps, seed, world_size, size, policy):
         if layout.batch_size % world_size:
             raise ValueError(f"{dataset}: batch {layout.batch_size} not divisible by {world_size}")
         self.source, self.dataset, self.layout = source, dataset, layout
         self.num_steps, self.seed, self.world_size, self.size = num_steps, seed, world_size, size
+        self.policy = policy
         self.rank_batch = layout.batch_size // world_size
         self.task_id = _stable_id(dataset)
 
@@ -91,7 +92,9 @@ class _TrainElements:
     def __call__(self, k: int) -> dict:
         step, slot, idx = self.index(k)
         rng = np.random.default_rng([self.seed, self.task_id, step, slot])
-        ex = task_transforms.transform(self.dataset, self.source[idx], rng, True, self.size)
+        ex = task_transforms.transform(
+            self.dataset, self.source[idx], rng, True, self.size, self.policy
+        )
         return ex | {"index": np.int32(idx)}
 
 
@@ -107,10 +110,12 @@ def train_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
     size: int | None = None,
+    augment: str = "original",
 ) -> tuple[grain.MapDataset, StreamLayout]:
-    """MapDataset of this process's local train batches of one dataset, one per step."""
+    """MapDataset of this process's local train batches of one dataset, one per step;
+    `augment` is the transforms' policy (task_transforms.POLICIES)."""
     layout = _layout(batch_size, data_parallel, process_index, process_count)
-    fn = _TrainElements(source, dataset, layout, num_steps, seed, world_size, size)
+    fn = _TrainElements(source, dataset, layout, num_steps, seed, world_size, size, augment)
     ds = grain.MapDataset.range(num_steps * layout.local_batch).map(fn)
     return ds.batch(layout.local_batch, drop_remainder=True), layout
 
@@ -167,6 +172,7 @@ def mixed_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
     sizes: Mapping[str, int] | None = None,
+    augment: str = "original",
 ) -> tuple[grain.MapDataset, dict[str, StreamLayout]]:
     """MapDataset over steps; element `step` = {dataset: local batch} for every dataset."""
     missing = sorted(set(batch_sizes) - set(sources))
@@ -177,7 +183,7 @@ def mixed_dataset(
         streams[name], layouts[name] = train_dataset(
             sources[name], name, bs, num_steps, seed=seed, world_size=world_size,
             data_parallel=data_parallel, process_index=process_index,
-            process_count=process_count, size=(sizes or {}).get(name),
+            process_count=process_count, size=(sizes or {}).get(name), augment=augment,
         )  # fmt: skip
     return grain.MapDataset.range(num_steps).map(_Zip(streams)), layouts
 

@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, train
+from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, task_transforms, train
 from faceptor_jax.metric_writer import MetricWriter
 
 SourceFactory = Callable[[str, str, int], Any]  # (dataset, split, image size) -> source
@@ -41,6 +41,11 @@ def mesh_from_config(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
 def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
     """Config errors a user can fix, raised before any compute."""
     train.model_task_names(config)  # unknown task names
+    policy = config.data.get("augment", "original")
+    if policy not in task_transforms.POLICIES:
+        raise ValueError(
+            f"config.data.augment {policy!r}: expected one of {task_transforms.POLICIES}"
+        )
     dp = input_pipeline.data_parallel_size(mesh)
     for name, t in config.tasks.items():
         if t.batch_size % jax.process_count():
@@ -87,6 +92,7 @@ def train_and_evaluate(
         seed=int(config.seed),
         data_parallel=input_pipeline.data_parallel_size(mesh),
         sizes={d: trainer.image_sizes[t] for t, d in datasets.items()},
+        augment=config.data.get("augment", "original"),
     )
     iterator = input_pipeline.make_iterator(
         ds, num_threads=config.data.threads, prefetch=config.data.prefetch,

@@ -10,6 +10,11 @@ Raw records (what a TFDS builder or the synthetic source yields; images may be e
   verification  image_a, image_b, issame int
 Examples follow the batch contract (FACEPTOR_SPEC.md §4, §6): `image` float32 [S,S,3] normalised,
 labels as in DATASETS' task; every example also carries `index` (its source index).
+
+Train-time augmentation policies: "original" is the original's (RandAugment + RandomErasing for
+the 112-px attribute-type tasks, colour/occlusion augmentation for the dense tasks); "light" keeps
+only the flips and geometric jitter, for short runs (the tiny config) where the original's
+augmentation hides the little that a few hundred steps can learn.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 IMAGE_SIZE = {"recognition": 112, "verification": 112, "age": 112, "attributes": 112}
 IMAGE_SIZE |= {"expression": 112, "parsing": 512, "landmarks": 512}
+POLICIES = ("original", "light")
 
 
 def spec(dataset: str) -> DatasetSpec:
@@ -79,36 +85,36 @@ def decode_image(value, mode: str = "RGB") -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- 112-px tasks
-def _small(rng, image, train: bool, size: int, recognition: bool = False) -> np.ndarray:
+def _small(rng, image, train: bool, size: int, policy: str, recognition: bool = False):
     if not train:
         return augment.attribute_test(image, size)
-    if recognition:
+    if recognition or policy == "light":  # resize + horizontal flip
         return augment.recognition_train(rng, image, size)
     return augment.attribute_train(rng, image, size)
 
 
-def _recognition(record, rng, train, size, _spec):
-    image = _small(rng, decode_image(record["image"]), train, size, recognition=True)
+def _recognition(record, rng, train, size, _spec, policy):
+    image = _small(rng, decode_image(record["image"]), train, size, policy, recognition=True)
     return {"image": image, "label": np.int32(record["label"])}
 
 
-def _age(record, rng, train, size, _spec):
-    image = _small(rng, decode_image(record["image"]), train, size)
+def _age(record, rng, train, size, _spec, policy):
+    image = _small(rng, decode_image(record["image"]), train, size, policy)
     return {"image": image, "age": np.float32(record["age"])}
 
 
-def _attributes(record, rng, train, size, _spec):
-    image = _small(rng, decode_image(record["image"]), train, size)
+def _attributes(record, rng, train, size, _spec, policy):
+    image = _small(rng, decode_image(record["image"]), train, size, policy)
     return {"image": image, "attributes": np.asarray(record["attributes"], np.int32)}
 
 
-def _expression(record, rng, train, size, _spec):
-    image = _small(rng, decode_image(record["image"]), train, size)
+def _expression(record, rng, train, size, _spec, policy):
+    image = _small(rng, decode_image(record["image"]), train, size, policy)
     return {"image": image, "label": np.int32(record["label"])}
 
 
-def _verification(record, rng, train, size, _spec):
-    del rng, train
+def _verification(record, rng, train, size, _spec, policy):
+    del rng, train, policy
     a = augment.attribute_test(decode_image(record["image_a"]), size)
     b = augment.attribute_test(decode_image(record["image_b"]), size)
     return {"image_a": a, "image_b": b, "issame": np.int32(record["issame"])}
@@ -119,7 +125,7 @@ def _clip_norm(image01: np.ndarray) -> np.ndarray:
     return pp.normalize(image01, pp.CLIP_MEAN, pp.CLIP_STD)
 
 
-def _parsing(record, rng, train, size, s: DatasetSpec):
+def _parsing(record, rng, train, size, s: DatasetSpec, policy: str):
     image = pp.to_unit_float(decode_image(record["image"]))
     mask = decode_image(record["mask"], "L")
     if s.warp_factor > 0:  # LaPa: 5-point alignment onto the template
@@ -139,11 +145,12 @@ def _parsing(record, rng, train, size, s: DatasetSpec):
     coords = pp.transform_map(matrix, (size, size), s.warp_factor, size)
     image = pp.remap(image, coords, "bilinear")
     mask = pp.remap(mask, coords, "nearest")
-    image = augment.dense_color_aug(rng, image, occlusion=False)
+    if policy == "original":
+        image = augment.dense_color_aug(rng, image, occlusion=False)
     return {"image": _clip_norm(image), "mask": mask.astype(np.int32)}
 
 
-def _landmarks(record, rng, train, size, s: DatasetSpec):
+def _landmarks(record, rng, train, size, s: DatasetSpec, policy: str):
     image = pp.to_unit_float(decode_image(record["image"]))
     pts = np.asarray(record["landmarks"], np.float32)
     box = np.asarray(record["box"], np.float32)
@@ -159,7 +166,9 @@ def _landmarks(record, rng, train, size, s: DatasetSpec):
     warped = pp.warp(image, matrix, size)
     out = {"landmarks": pp.source_to_warped(pts, matrix, 0.0, size)}
     if train:
-        return out | {"image": _clip_norm(augment.dense_color_aug(rng, warped, occlusion=True))}
+        if policy == "original":
+            warped = augment.dense_color_aug(rng, warped, occlusion=True)
+        return out | {"image": _clip_norm(warped)}
     out |= {"image": _clip_norm(warped), "crop_matrix": matrix.astype(np.float32)}
     return out | {"landmarks_orig": pts, "box": box}
 
@@ -176,9 +185,16 @@ _TASK_FNS: Mapping[str, Callable] = {
 
 
 def transform(
-    dataset: str, record: Mapping, rng: np.random.Generator, train: bool, size: int | None = None
+    dataset: str,
+    record: Mapping,
+    rng: np.random.Generator,
+    train: bool,
+    size: int | None = None,
+    policy: str = "original",
 ) -> dict[str, np.ndarray]:
     """Apply `dataset`'s train or test transform to one raw record (see module docstring)."""
+    if policy not in POLICIES:
+        raise ValueError(f"augmentation policy {policy!r}: expected one of {POLICIES}")
     s = spec(dataset)
     size = size or IMAGE_SIZE[s.task]
-    return _TASK_FNS[s.task](record, rng, train, size, s)
+    return _TASK_FNS[s.task](record, rng, train, size, s, policy)

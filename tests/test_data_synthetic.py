@@ -42,7 +42,8 @@ def test_lapa_alignment_points_fit_the_template():
     pts = r["landmarks"][list(pp.LAPA_ALIGN_INDICES)]
     m = pp.face_align_matrix(pts, 512)
     target = (pp.FACE_TEMPLATE + 1) * 511 / 2
-    assert np.abs(pp.source_to_warped(pts, m) - target).max() < 25  # a face, not noise
+    # a face, not noise (expressions are caricatured: a smile is 30% wider than the template)
+    assert np.abs(pp.source_to_warped(pts, m) - target).max() < 32
 
 
 def test_every_dataset_view_and_identity_pairs():

@@ -35,6 +35,7 @@ def micro_config(steps: int = 4):
     c.optim.total_steps, c.optim.warmup_steps = steps, 1
     c.log_every, c.checkpoint_every, c.eval_every, c.eval_at_end = 1, 2, 0, False
     c.data.threads = 1
+    c.data.synthetic_test_length = 64
     return c
 
 

@@ -158,9 +158,6 @@ def _face_details(cv: _Canvas, ident: Identity, sample: Sample, s: geo.Shape, sk
         p = geo.pupil(s, side)
         cv.ellipse(None, p, (r, r), ident.iris, n=16)
         cv.ellipse(None, p, (r * 0.45, r * 0.45), (10, 10, 10), n=12)
-    nose = [(-0.05, s.eye_y + 0.06), (0.05, s.eye_y + 0.06)]
-    nose += [tuple(p) for p in geo.nose_base(s, _lin(1, 0, 9))]
-    cv.polygon("nose", nose, skin * 0.88)
     lip = np.array([200, 40, 60]) if f["lipstick"] else skin * np.array([0.85, 0.55, 0.55])
     if s.mouth_open > 0:
         inner = np.concatenate(
@@ -181,6 +178,10 @@ def _face_details(cv: _Canvas, ident: Identity, sample: Sample, s: geo.Shape, sk
         ),
         lip * 0.92,
     )
+    # The nose last: it is in front of the upper lip (a wide-open mouth reaches up to it).
+    nose = [(-0.05, s.eye_y + 0.06), (0.05, s.eye_y + 0.06)]
+    nose += [tuple(p) for p in geo.nose_base(s, _lin(1, 0, 9))]
+    cv.polygon("nose", nose, skin * 0.88)
 
 
 def _accessories(cv: _Canvas, sample: Sample, s: geo.Shape, hair) -> None:

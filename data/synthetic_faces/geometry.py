@@ -108,12 +108,12 @@ def mouth(s: Shape, t, lip: str) -> np.ndarray:
     x = s.mouth_w * (2 * t - 1)
     bump = np.sin(np.pi * t)
     corner = -s.mouth_curve * (1 - bump)  # corners up for a smile
-    half_open = 0.5 * s.mouth_open * bump
+    up, down = 0.4 * s.mouth_open * bump, 0.6 * s.mouth_open * bump  # the jaw drops more
     offset = {
-        "outer_upper": -half_open - s.lip_u * bump**0.6,
-        "inner_upper": -half_open,
-        "inner_lower": half_open,
-        "outer_lower": half_open + s.lip_l * bump**0.8,
+        "outer_upper": -up - s.lip_u * bump**0.6,
+        "inner_upper": -up,
+        "inner_lower": down,
+        "outer_lower": down + s.lip_l * bump**0.8,
     }[lip]
     return np.stack([x, s.mouth_y + corner + offset], -1)
 

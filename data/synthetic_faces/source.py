@@ -26,14 +26,17 @@ class Layout:
 
 
 _SMALL = 112
+# Aligned 112 crops: the mean face's 5 points fitted onto the ArcFace template give a face unit of
+# 0.53 side, centred 0.04 side below the middle (make_sample: 0.03), as in MS1MV3-style crops.
+_ALIGNED = 0.53
 DATASET_LAYOUTS: dict[str, Layout] = {
-    "ms1mv3": Layout(_SMALL, 0.3, 0.02, ("label",)),
-    "morph2": Layout(_SMALL, 0.3, 0.03, ("age",)),
-    "utkface": Layout(_SMALL, 0.3, 0.03, ("age",)),
-    "celeba": Layout(_SMALL, 0.3, 0.03, ("attributes",)),
-    "affectnet": Layout(_SMALL, 0.3, 0.03, ("expression",)),
-    "rafdb": Layout(_SMALL, 0.3, 0.03, ("expression",)),
-    "ferplus": Layout(_SMALL, 0.3, 0.03, ("expression",)),
+    "ms1mv3": Layout(_SMALL, _ALIGNED, 0.02, ("label",)),
+    "morph2": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
+    "utkface": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
+    "celeba": Layout(_SMALL, _ALIGNED, 0.03, ("attributes",)),
+    "affectnet": Layout(_SMALL, _ALIGNED, 0.03, ("expression",)),
+    "rafdb": Layout(_SMALL, _ALIGNED, 0.03, ("expression",)),
+    "ferplus": Layout(_SMALL, _ALIGNED, 0.03, ("expression",)),
     "celebamask_hq": Layout(512, 0.3, 0.02, ("mask_celebamask_hq",)),
     "lapa": Layout(512, 0.26, 0.05, ("mask_lapa", "landmarks_106")),
     "ibug300w": Layout(512, 0.2, 0.08, ("landmarks_68", "box")),
