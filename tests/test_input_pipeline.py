@@ -182,3 +182,35 @@ def test_two_jax_processes_assemble_the_global_batch(tmp_path):
         for r in (a, b):
             assert r["global"]["ms1mv3"] == whole[step]["ms1mv3"]["index"].tolist()
             assert r["global"]["rafdb"] == whole[step]["rafdb"]["index"].tolist()
+
+
+def test_light_policy_keeps_flips_and_drops_randaugment_and_erasing():
+    """'light' = resize + flip for the 112-px tasks (values stay in [-1, 1]: no N(0,1) erasing),
+    no colour/occlusion for landmarks; 'original' reaches outside [-1, 1]; typos are refused."""
+    from faceptor_jax import task_transforms as tt
+
+    src = SyntheticFaces("affectnet", "train", length=40, num_identities=8, size=64)
+    test = [
+        tt.transform("affectnet", src[i], np.random.default_rng(0), False, 64) for i in range(40)
+    ]
+    flips = 0
+    for i in range(40):
+        light = tt.transform("affectnet", src[i], np.random.default_rng(i), True, 64, "light")
+        assert np.abs(light["image"]).max() <= 1.0 + 1e-6 and light["label"] == src[i]["label"]
+        same = np.allclose(light["image"], test[i]["image"], atol=0.05)
+        mirrored = np.allclose(light["image"], test[i]["image"][:, ::-1], atol=0.05)
+        assert same or mirrored, i  # nothing but a flip (and the bicubic-vs-bilinear resize)
+        flips += mirrored and not same
+    assert 5 < flips < 35
+    heavy = [
+        tt.transform("affectnet", src[i], np.random.default_rng(i), True, 64)["image"]
+        for i in range(40)
+    ]
+    assert max(np.abs(x).max() for x in heavy) > 1.5  # RandomErasing's N(0,1) pixels
+    lm = SyntheticFaces("ibug300w", "train", length=1, size=128)[0]
+    a = tt.transform("ibug300w", lm, np.random.default_rng(3), True, 128, "light")
+    b = tt.transform("ibug300w", lm, np.random.default_rng(3), True, 128)
+    np.testing.assert_allclose(a["landmarks"], b["landmarks"])  # same geometric jitter
+    assert not np.allclose(a["image"], b["image"])  # colour/occlusion only in 'original'
+    with pytest.raises(ValueError, match="augmentation policy 'lite'"):
+        tt.transform("affectnet", src[0], np.random.default_rng(0), True, 64, "lite")
