@@ -85,6 +85,7 @@ def base_config() -> ml_collections.ConfigDict:
             synthetic_identities=1000,
             synthetic_length=100_000,
             synthetic_test_length=512,
+            synthetic_cache=False,  # keep rendered faces in memory (small sets, many epochs)
         )
     )
     c.recognition_classes = 93431

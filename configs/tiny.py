@@ -48,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.augment = "light"
     c.data.synthetic_identities = 64
     c.data.synthetic_length = 4096
+    c.data.synthetic_cache = True  # render each face once: rendering dominates a CPU step
     c.data.synthetic_test_length = 256
     c.total_steps = 1500
     c.optim = ml_collections.ConfigDict(recipe.faceptor_optim(c.total_steps, warmup_steps=50))

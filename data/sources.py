@@ -13,7 +13,7 @@ def make_sources(config):
             length = data.synthetic_length if split == "train" else data.synthetic_test_length
             return SyntheticFaces(
                 dataset, split, length=length, num_identities=data.synthetic_identities,
-                size=size,
+                size=size, cache=bool(data.get("synthetic_cache", False)),
             )  # fmt: skip
 
         return synthetic

@@ -54,3 +54,14 @@ def test_every_dataset_view_and_identity_pairs():
     assert [pairs[i]["issame"] for i in range(4)] == [1, 0, 1, 0]
     ids = SyntheticFaces("ms1mv3", length=50, num_identities=7)
     assert {ids[i]["label"] for i in range(50)} <= set(range(7))
+
+
+def test_cached_source_returns_the_same_records_read_only():
+    plain = SyntheticFaces("ibug300w", "train", length=3, size=64)
+    cached = SyntheticFaces("ibug300w", "train", length=3, size=64, cache=True)
+    for i in (2, 0, 2):
+        a, b = plain[i], cached[i]
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    assert cached[2] is cached[2] and not cached[2]["image"].flags.writeable

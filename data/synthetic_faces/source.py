@@ -90,7 +90,10 @@ class SyntheticFaces:
         seed: int = 0,
         num_identities: int = 1000,
         size: int | None = None,
+        cache: bool = False,
     ):
+        """`cache`: keep every rendered record (small sets read many times: rendering is the
+        slow part of a CPU demo run; a 4096-face 64-px set is ~50 MB)."""
         if dataset not in DATASET_LAYOUTS and dataset not in VERIFICATION:
             valid = ", ".join([*DATASET_LAYOUTS, *VERIFICATION])
             raise KeyError(f"no synthetic layout for {dataset!r}; valid: {valid}")
@@ -102,6 +105,7 @@ class SyntheticFaces:
         self.num_identities = num_identities
         layout = DATASET_LAYOUTS.get(dataset, DATASET_LAYOUTS["ms1mv3"])
         self.layout = dataclasses.replace(layout, size=size or layout.size)
+        self._cache: dict[int, dict] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.length
@@ -124,6 +128,17 @@ class SyntheticFaces:
         index = int(index)
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} records")
+        if self._cache is None:
+            return self._record(index)
+        if index not in self._cache:  # a racing thread may render it twice: same result
+            record = self._record(index)
+            for v in record.values():
+                if isinstance(v, np.ndarray):
+                    v.setflags(write=False)  # shared by every later read: no in-place edits
+            self._cache[index] = record
+        return self._cache[index]
+
+    def _record(self, index: int) -> dict:
         if self.dataset in VERIFICATION:  # pairs: even index = same identity
             a = self._render(2 * index)
             same = index % 2 == 0
