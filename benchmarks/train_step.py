@@ -76,12 +76,17 @@ def _host_batch(config, trainer, mesh) -> tuple[dict, dict]:
     return ds[0], layouts
 
 
-def _time_ours(step, state, batch, steps: int) -> tuple[float, float, object]:
-    """(compile+first step s, mean s per step over a run of `steps`, state) — no reference."""
+def _timed_step(step, state, batch) -> tuple[float, object, object]:
+    """One step of ours, finished: (seconds, state, metrics)."""
     t0 = time.perf_counter()
     state, m = step(state, batch)
     jax.block_until_ready(m)
-    compile_s = time.perf_counter() - t0
+    return time.perf_counter() - t0, state, m
+
+
+def _time_ours(step, state, batch, steps: int) -> tuple[float, float, object]:
+    """(compile+first step s, mean s per step over a run of `steps`, metrics) — no reference."""
+    compile_s, state, m = _timed_step(step, state, batch)
     t0 = time.perf_counter()
     for _ in range(steps):
         state, m = step(state, batch)
@@ -92,18 +97,13 @@ def _time_ours(step, state, batch, steps: int) -> tuple[float, float, object]:
 def _time_both(step, state, batch, original, steps: int):
     """Ours and the original one step each in turn (fair while the machine's load drifts), after
     a compile / warm-up step each: (compile s, ours median s, original median s, m, its loss)."""
-    t0 = time.perf_counter()
-    state, m = step(state, batch)
-    jax.block_until_ready(m)
-    compile_s = time.perf_counter() - t0
+    compile_s, state, m = _timed_step(step, state, batch)
     original.step()  # warm-up; renders the landmark targets once
     renders = original.renders
     ours, theirs = [], []
     for _ in range(steps):
-        t0 = time.perf_counter()
-        state, m = step(state, batch)
-        jax.block_until_ready(m)
-        ours.append(time.perf_counter() - t0)
+        sec, state, m = _timed_step(step, state, batch)
+        ours.append(sec)
         sec, loss = original.timed_step()
         theirs.append(sec)
     if original.renders != renders:

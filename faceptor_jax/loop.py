@@ -41,11 +41,7 @@ def mesh_from_config(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
 def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
     """Config errors a user can fix, raised before any compute."""
     train.model_task_names(config)  # unknown task names
-    policy = config.data.get("augment", "original")
-    if policy not in task_transforms.POLICIES:
-        raise ValueError(
-            f"config.data.augment {policy!r}: expected one of {task_transforms.POLICIES}"
-        )
+    task_transforms.check_policy(config.data.get("augment", "original"), "config.data.augment")
     dp = input_pipeline.data_parallel_size(mesh)
     for name, t in config.tasks.items():
         if t.batch_size % jax.process_count():

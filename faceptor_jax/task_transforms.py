@@ -67,6 +67,12 @@ IMAGE_SIZE |= {"expression": 112, "parsing": 512, "landmarks": 512}
 POLICIES = ("original", "light")
 
 
+def check_policy(policy: str, name: str = "augmentation policy") -> None:
+    """ValueError naming `name` unless `policy` is one of POLICIES."""
+    if policy not in POLICIES:
+        raise ValueError(f"{name} {policy!r}: expected one of {POLICIES}")
+
+
 def spec(dataset: str) -> DatasetSpec:
     if dataset not in DATASETS:
         raise KeyError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
@@ -193,8 +199,7 @@ def transform(
     policy: str = "original",
 ) -> dict[str, np.ndarray]:
     """Apply `dataset`'s train or test transform to one raw record (see module docstring)."""
-    if policy not in POLICIES:
-        raise ValueError(f"augmentation policy {policy!r}: expected one of {POLICIES}")
+    check_policy(policy)
     s = spec(dataset)
     size = size or IMAGE_SIZE[s.task]
     return _TASK_FNS[s.task](record, rng, train, size, s, policy)
