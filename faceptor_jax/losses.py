@@ -2,7 +2,7 @@
 
 Every `*_loss` returns a float32 scalar equal to the original's `tloss` for the same inputs; the
 `*_loss_terms` variants return the named parts the original logs. Shape checks happen at trace time
-(ValueError); nothing here syncs with the host. Landmark heatmap targets and soft-argmax live in
+(ValueError); nothing here syncs with the host. Landmark heatmap targets live in
 `faceptor_jax/heatmaps.py`.
 """
 
@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from faceptor_jax import heatmaps
+from faceptor_jax import heatmaps, resample
 
 COSFACE_SCALE = 64.0
 COSFACE_MARGIN = 0.4
@@ -268,7 +268,8 @@ def landmark_loss_terms(
     )
     g = heatmaps.normalize_points(landmarks.astype(jnp.float32), input_size)
     coord = jnp.mean(_safe_norm(g - pred_points.astype(jnp.float32)))
-    pred = heatmaps.resize_bilinear(heatmap_logits.astype(jnp.float32), heatmap_size)
+    hm = jnp.moveaxis(heatmap_logits.astype(jnp.float32), 1, -1)  # the resize is channels-last
+    pred = jnp.moveaxis(resample.resize_bilinear(hm, (heatmap_size,) * 2), -1, 1)  # [B,K,s,s]
     target = jax.lax.stop_gradient(heatmaps.render_heatmaps(g, heatmap_size, radius))
     bce = jnp.mean(_bce_with_logits(pred, target))
     return {"coord": coord, "heatmap": bce}

@@ -14,9 +14,9 @@ from faceptor_jax.layers import BatchNorm
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
 from faceptor_jax.model.interpreters import landmark_output
 from faceptor_jax.model.naive import NaiveConfig, NaiveFaceptor
-from faceptor_jax.model.resample import adaptive_avg_pool, resize_bilinear
 from faceptor_jax.model.transformer_decoder import DecoderConfig, anchor_sine
 from faceptor_jax.model.vit import ViTConfig
+from faceptor_jax.resample import adaptive_avg_pool, resize_bilinear
 
 ENC = ViTConfig(width=32, depth=4, heads=2, mlp_dim=64, pe_grid=4)
 SIZES = {112: 32, 512: 64}  # tiny stand-ins for the two input sizes (grids 2×2 and 4×4)

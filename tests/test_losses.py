@@ -10,7 +10,8 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from faceptor_jax import heatmaps, losses
+from faceptor_jax import heatmaps, losses, resample
+from faceptor_jax.model.interpreters import landmark_output
 
 FIX = np.load(pathlib.Path(__file__).parent / "fixtures" / "losses_metrics" / "losses.npz")
 TOL = 1e-5
@@ -173,19 +174,25 @@ def test_landmark_perfect_points_zero_coord_loss():
 
 
 def test_soft_argmax_matches_original_and_peaks():
-    close(heatmaps.soft_argmax(FIX["softargmax_logits"]), FIX["softargmax_points"])
+    # The model's soft-argmax (its AlignOutput) takes channels-last maps [B,h,w,K].
+    def soft_argmax(logits):  # [B,K,h,w] -> [B,K,2]
+        return landmark_output(jnp.moveaxis(jnp.asarray(logits), 1, -1))["landmarks"]
+
+    close(soft_argmax(FIX["softargmax_logits"]), FIX["softargmax_points"])
     logits = jnp.full((1, 1, 16, 20), -1e4).at[0, 0, 3, 7].set(1e4)
-    close(heatmaps.soft_argmax(logits)[0, 0], [(7 + 0.5) / 20, (3 + 0.5) / 16])
+    close(soft_argmax(logits)[0, 0], [(7 + 0.5) / 20, (3 + 0.5) / 16])
 
 
 def test_resize_bilinear_matches_torch():
+    # The landmark loss resizes [B,K,h,w] heatmaps with the model's channels-last resize.
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(0).normal(size=(1, 2, 50, 50)).astype(np.float32)
     for size in (128, 20):
         want = torch.nn.functional.interpolate(
             torch.from_numpy(x), (size, size), mode="bilinear", align_corners=False
         ).numpy()
-        close(heatmaps.resize_bilinear(jnp.asarray(x), size), want)
+        got = resample.resize_bilinear(jnp.asarray(x.transpose(0, 2, 3, 1)), (size, size))
+        close(np.asarray(got).transpose(0, 3, 1, 2), want)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -16,7 +16,7 @@ from flax import nnx
 
 from faceptor_jax.layers import BatchNorm, LayerNorm, Linear, einsum
 from faceptor_jax.model.pixel_decoder import PixelDecoder
-from faceptor_jax.model.resample import resize_bilinear
+from faceptor_jax.resample import resize_bilinear
 
 
 class RecognitionHead(nnx.Module):

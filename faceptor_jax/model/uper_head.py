@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from faceptor_jax.layers import BatchNorm, Conv2d, ConvTranspose2x2, dropout
-from faceptor_jax.model.resample import adaptive_avg_pool, resize_bilinear
+from faceptor_jax.resample import adaptive_avg_pool, resize_bilinear
 
 
 class ConvModule(nnx.Module):

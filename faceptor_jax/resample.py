@@ -1,8 +1,10 @@
 """PyTorch's resampling of feature maps, as separable matrices on channels-last arrays.
 
 `F.interpolate(mode='bilinear', align_corners=False)` and `nn.AdaptiveAvgPool2d` are linear maps
-per axis; writing them as small [out, in] matrices applied with einsum reproduces PyTorch's index
-rules exactly (`jax.image.resize` antialiases when downsampling and differs at the borders).
+per axis; writing them as small [out, in] matrices applied with einsum spells out PyTorch's index
+rules (source index clamped at 0, taps clamped to the last pixel; no antialiasing, which
+`jax.image.resize` applies by default when downsampling). The one bilinear resize of the project:
+the model's parsing output, UPerHead, and the landmark loss's heatmaps all use it.
 """
 
 import functools
