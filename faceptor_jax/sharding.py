@@ -6,14 +6,14 @@ table, never the layers. Parameters are created unsharded (`eager_sharding=False
 `jit(init, out_shardings=...)` so a full model is never materialised on one device.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 from flax import nnx
 from flax.core import spmd
-from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import AxisType, Mesh
 from jax.sharding import PartitionSpec as P
 
 MESH_AXES = ("data", "fsdp", "model")
@@ -102,28 +102,3 @@ def param_specs(
         return fit_spec(s, v.shape, mesh) if mesh is not None else s
 
     return jax.tree.map(spec, state, is_leaf=lambda v: isinstance(v, nnx.Variable))
-
-
-def create_sharded(
-    ctor: Callable[[], nnx.Module], mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES
-) -> nnx.Module:
-    """Build `ctor()` with every parameter created directly in its sharded place."""
-    graphdef, abstract = nnx.split(nnx.eval_shape(ctor))
-    specs = param_specs(abstract, rules, mesh)
-    shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
-    state = jax.jit(lambda: nnx.state(ctor()), out_shardings=shardings)()
-    return nnx.merge(graphdef, state)
-
-
-def shard_model(
-    model: nnx.Module, mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES
-) -> nnx.Module:
-    """Place an existing model's parameters on `mesh` according to the rules."""
-    graphdef, state = nnx.split(model)
-    specs = param_specs(state, rules, mesh)
-    shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
-    values = jax.tree.map(
-        lambda v, s: jax.device_put(v, s), nnx.to_pure_dict(state), nnx.to_pure_dict(shardings)
-    )
-    nnx.replace_by_pure_dict(state, values)
-    return nnx.merge(graphdef, state)

@@ -220,7 +220,12 @@ def test_sharded_forward_equals_single_device(model):
     images = tiny_images(tasks.FULL, batch=4, seed=3)
     want = forward(model, images)
     mesh = sharding.make_mesh((2, 2, 2))
-    sharded = sharding.shard_model(nnx.clone(model), mesh)
+    graphdef, state = nnx.split(nnx.clone(model))
+    specs = sharding.param_specs(state, sharding.DEFAULT_RULES, mesh)
+    place = lambda v, s: jax.device_put(v, jax.NamedSharding(mesh, s))
+    values = jax.tree.map(place, nnx.to_pure_dict(state), nnx.to_pure_dict(specs))
+    nnx.replace_by_pure_dict(state, values)
+    sharded = nnx.merge(graphdef, state)
     qkv = sharded.decoder.layers.cross_attn.qkv[...]
     assert len({str(s.index) for s in qkv.addressable_shards}) > 1  # really split
     batch = jax.NamedSharding(mesh, jax.P(("data", "fsdp")))

@@ -26,7 +26,12 @@ def reference():
 def test_sharded_forward_equals_single_device(reference, shape):
     images, want = reference
     mesh = sharding.make_mesh(shape)
-    model = sharding.create_sharded(lambda: ViTEncoder(CFG, rngs=nnx.Rngs(0)), mesh)
+    # As train.create_state does: shapes first, then every parameter created in its place.
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: ViTEncoder(CFG, rngs=nnx.Rngs(0))))
+    specs = sharding.param_specs(abstract, sharding.DEFAULT_RULES, mesh)
+    out = jax.tree.map(lambda s: jax.NamedSharding(mesh, s), specs)
+    init = jax.jit(lambda: nnx.state(ViTEncoder(CFG, rngs=nnx.Rngs(0))), out_shardings=out)
+    model = nnx.merge(graphdef, init())
     qkv = model.blocks.attn.qkv[...]
     assert qkv.sharding.spec == sharding.logical_to_spec(
         ("layers", "embed", "qkv", "heads", "kv"), sharding.DEFAULT_RULES
