@@ -36,10 +36,7 @@ def loss(raw: Mapping[str, jax.Array], batch: Mapping[str, jax.Array], ctx: Loss
 def _to_original(logits: np.ndarray, matrix: np.ndarray, shape, warp: float, size: int):
     """[H, W, C] logits of the aligned input -> the original image's [h, w, C] (bilinear), as
     the original inverse-warps LaPa predictions before the argmax."""
-    h, w = shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    src = np.stack([xs.ravel(), ys.ravel()], axis=1)
-    coords = preprocess.source_to_warped(src, matrix, warp, size).reshape(h, w, 2)
+    coords = preprocess.inverse_transform_map(matrix, shape, warp, size)
     return preprocess.remap(logits, coords, "bilinear")
 
 
