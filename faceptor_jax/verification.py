@@ -98,20 +98,6 @@ def read_verification_bin(path: str | os.PathLike) -> tuple[list[bytes], np.ndar
     return images, np.asarray(flags, dtype=bool)
 
 
-def decode_images(images: list[bytes], size: int = 112) -> np.ndarray:
-    """Decode encoded images to RGB uint8 [N, size, size, 3] with PIL (the original used mxnet's
-    decoder; JPEG decoders can differ by ±1 level). Raises ValueError for other image sizes."""
-    from PIL import Image
-
-    out = np.empty((len(images), size, size, 3), np.uint8)
-    for i, b in enumerate(images):
-        img = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))
-        if img.shape[:2] != (size, size):
-            raise ValueError(f"image {i} is {img.shape[:2]}, expected ({size}, {size})")
-        out[i] = img
-    return out
-
-
 def kfold_splits(n: int, n_folds: int = 10) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, test) index arrays as sklearn `KFold(n_folds, shuffle=False).split(range(n))`:
     contiguous test folds, the first n % n_folds of them one longer."""
