@@ -1,8 +1,8 @@
 """Evaluation metrics of the 112-px tasks and parsing (FACEPTOR_SPEC §9), as mergeable accumulators.
 
 Each accumulator is built per batch with `from_batch(...)` from host numpy arrays (NaN/inf in the
-predictions or mismatched shapes -> ValueError), merged with `merge` across batches and with
-`accumulators.merge_across_processes` across hosts, and turned into numbers by `compute()`.
+predictions or mismatched shapes -> ValueError), merged with `merge` across batches, and turned
+into numbers by `compute()`.
 Percentages are in [0, 100] as the original logs them; F1 in [0, 1]. Verification lives in
 `verification.py`, landmarks in `landmark_metrics.py`.
 """

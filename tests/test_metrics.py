@@ -1,12 +1,7 @@
 """Age / expression / attribute / parsing metrics vs the original's evaluator formulas (fixtures),
-hand-known answers, bad input, and merging across batches and processes."""
+hand-known answers, bad input, and merging across batches."""
 
-import json
-import os
 import pathlib
-import subprocess
-import sys
-import textwrap
 
 import jax.numpy as jnp
 import numpy as np
@@ -148,81 +143,3 @@ def test_merge_is_associative_with_empty_identity():
     a = parts[0].merge(parts[1]).merge(parts[2])
     b = metrics.ParsingAccumulator.empty().merge(parts[0].merge(parts[1].merge(parts[2])))
     np.testing.assert_array_equal(a.confusion, b.confusion)
-
-
-def test_merge_across_processes_with_a_fake_allgather():
-    # Process 0 holds 3 rows, process 1 holds 1: cat fields are padded for the gather, then cut.
-    from faceptor_jax import landmark_metrics as lm
-
-    mine = lm.LandmarkAccumulator(nme=np.ones((3, 2)), subset=np.zeros(3, np.int64))
-    theirs = lm.LandmarkAccumulator(nme=np.full((1, 2), 5.0), subset=np.ones(1, np.int64))
-    calls = iter([np.array([[3], [1]]), None, np.array([[3], [1]]), None])
-
-    def allgather(x):
-        nxt = next(calls)
-        if nxt is not None:
-            return nxt
-        other = theirs.nme if x.ndim == 2 else theirs.subset
-        pad = np.zeros((x.shape[0] - len(other), *x.shape[1:]), x.dtype)
-        return np.stack([x, np.concatenate([other, pad])])
-
-    merged = accumulators.merge_across_processes(mine, allgather)
-    np.testing.assert_array_equal(merged.nme[:, 0], [1, 1, 1, 5])
-    np.testing.assert_array_equal(merged.subset, [0, 0, 0, 1])
-    assert accumulators.merge_across_processes(mine) is mine  # one process: identity
-
-
-_TWO_PROCESS_SCRIPT = textwrap.dedent(
-    """
-    import json, os, sys
-    import numpy as np
-    import jax
-    pid, port = int(sys.argv[1]), sys.argv[2]
-    jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid)
-    from faceptor_jax import accumulators, landmark_metrics as lm, metrics
-    rng = np.random.default_rng(pid)
-    pred, gt = rng.integers(0, 3, (4, 4)), rng.integers(0, 3, (4, 4))
-    a = metrics.ParsingAccumulator.from_batch(pred, gt, 3)
-    n = 3 + 2 * pid  # different row counts per host
-    b = lm.LandmarkAccumulator(nme=np.full((n, 1), float(pid)), subset=np.zeros(n, np.int64))
-    a, b = accumulators.merge_across_processes(a), accumulators.merge_across_processes(b)
-    print("RESULT", json.dumps({"conf": a.confusion.tolist(), "nme": b.nme[:, 0].tolist()}))
-    jax.distributed.shutdown()
-    """
-)
-
-
-@pytest.mark.slow
-def test_merge_across_two_real_jax_processes(tmp_path):
-    portpicker = pytest.importorskip("portpicker")
-    port = str(portpicker.pick_unused_port())
-    script = tmp_path / "two.py"
-    script.write_text(_TWO_PROCESS_SCRIPT)
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu"
-    )
-    env["PYTHONPATH"] = str(pathlib.Path(__file__).parents[1])
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(i), port],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    outs = [p.communicate(timeout=120) for p in procs]
-    results = []
-    for p, (out, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-2000:]
-        results.append(json.loads(out.split("RESULT", 1)[1]))
-    assert results[0] == results[1]
-    want = np.zeros((3, 3), np.int64)
-    for i in range(2):
-        rng = np.random.default_rng(i)
-        pred, gt = rng.integers(0, 3, (4, 4)), rng.integers(0, 3, (4, 4))
-        want += metrics.ParsingAccumulator.from_batch(pred, gt, 3).confusion
-    assert results[0]["conf"] == want.tolist()
-    assert np.sum(results[0]["conf"]) == 32
-    assert results[0]["nme"] == [0.0] * 3 + [1.0] * 5
