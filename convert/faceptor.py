@@ -20,7 +20,21 @@ import numpy as np
 from flax import nnx
 
 from convert import farl
-from convert.mapping import ConversionError, Rule, apply_rules, flatten_paths, unflatten_paths
+from convert.mapping import (
+    ConversionError,
+    Rule,
+    apply_rules,
+    bn_rules,
+    conv_hwio,
+    convt_hwio,
+    flatten_paths,
+    linear_rules,
+    mha_rules,
+    mlp_rules,
+    norm_rules,
+    proj_1x1,
+    unflatten_paths,
+)
 from convert.torch_reader import CheckpointError
 from faceptor_jax import tasks as task_table
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
@@ -63,58 +77,7 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-# --------------------------------------------------------------------------- transforms
-def t(w: np.ndarray) -> np.ndarray:  # Linear [out, in] -> kernel [in, out]
-    return w.T
-
-
-def conv_hwio(w: np.ndarray) -> np.ndarray:  # Conv2d [O, I, kh, kw] -> [kh, kw, I, O]
-    return w.transpose(2, 3, 1, 0)
-
-
-def convt_hwio(w: np.ndarray) -> np.ndarray:  # ConvTranspose2d [I, O, kh, kw] -> [kh, kw, I, O]
-    return w.transpose(2, 3, 0, 1)
-
-
-def proj_1x1(w: np.ndarray) -> np.ndarray:  # Conv2d 1×1 [C, D, 1, 1] -> [D, C]
-    return w[:, :, 0, 0].T
-
-
-def mha_rules(src: str, dst: str, heads: int) -> list[Rule]:
-    """PyTorch nn.MultiheadAttention under `src` -> layers.MultiHeadAttention at `dst`."""
-
-    def qkv(w: np.ndarray) -> np.ndarray:  # [3C, C] -> [C, 3, H, K]
-        c = w.shape[-1]
-        return w.reshape(3, heads, c // heads, c).transpose(3, 0, 1, 2)
-
-    def out(w: np.ndarray) -> np.ndarray:  # [C, C] -> [H, K, C]
-        return w.T.reshape(heads, -1, w.shape[0])
-
-    return [
-        Rule(src + r"in_proj_weight", dst + ".qkv", qkv),
-        Rule(src + r"in_proj_bias", dst + ".qkv_bias", lambda b: b.reshape(3, heads, -1)),
-        Rule(src + r"out_proj\.weight", dst + ".out", out),
-        Rule(src + r"out_proj\.bias", dst + ".out_bias"),
-    ]
-
-
-def norm_rules(src: str, dst: str) -> list[Rule]:
-    return [Rule(src + r"weight", dst + ".scale"), Rule(src + r"bias", dst + ".bias")]
-
-
-def bn_rules(src: str, dst: str) -> list[Rule]:
-    return [
-        *norm_rules(src, dst),
-        Rule(src + r"running_mean", dst + ".mean"),
-        Rule(src + r"running_var", dst + ".var"),
-    ]
-
-
-def linear_rules(src: str, dst: str, bias: bool = True) -> list[Rule]:
-    rules = [Rule(src + r"weight", dst + ".kernel", t)]
-    return [*rules, Rule(src + r"bias", dst + ".bias")] if bias else rules
-
-
+# --------------------------------------------------------------------------- shared heads
 def recognition_rules(src: str, dst: str) -> list[Rule]:
     return [
         *norm_rules(src + r"norm\.", dst + ".norm"),
@@ -160,10 +123,7 @@ def faceptor_rules(cfg: FaceptorConfig) -> list[Rule]:
     rules += mha_rules(self_ + r"self_attn\.", "decoder.layers.self_attn", h)
     rules += norm_rules(self_ + r"norm\.", "decoder.layers.self_norm")
     rules += [
-        Rule(ffn + r"linear1\.weight", "decoder.layers.ffn.fc1", t),
-        Rule(ffn + r"linear1\.bias", "decoder.layers.ffn.fc1_bias"),
-        Rule(ffn + r"linear2\.weight", "decoder.layers.ffn.fc2", t),
-        Rule(ffn + r"linear2\.bias", "decoder.layers.ffn.fc2_bias"),
+        *mlp_rules(ffn + r"linear1\.", ffn + r"linear2\.", "decoder.layers.ffn"),
         *norm_rules(ffn + r"norm\.", "decoder.layers.ffn_norm"),
         *linear_rules(DEC + r"adapt_pos2d\.0\.", "decoder.adapt_1"),
         *linear_rules(DEC + r"adapt_pos2d\.2\.", "decoder.adapt_2"),

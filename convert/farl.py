@@ -15,7 +15,16 @@ import re
 import numpy as np
 from flax import nnx
 
-from convert.mapping import Rule, apply_rules, flatten_paths, unflatten_paths
+from convert.mapping import (
+    Rule,
+    apply_rules,
+    conv_hwio,
+    flatten_paths,
+    mha_rules,
+    mlp_rules,
+    norm_rules,
+    unflatten_paths,
+)
 from convert.torch_reader import CheckpointError
 from faceptor_jax.model.vit import ViTConfig, ViTEncoder, bicubic_matrix
 
@@ -36,12 +45,7 @@ DROPPED = (
 def rules(cfg: ViTConfig, prefix: str = PREFIX, resize_pe: bool = True) -> list[Rule]:
     """Encoder rules for keys under `prefix` (a regex). `resize_pe`: FaRL stores a 14×14 grid
     (resized here to `cfg.pe_grid`); Faceptor checkpoints already store the trained 32×32 grid."""
-    d, h = cfg.width, cfg.heads
-    k = d // h
     block = prefix + r"transformer\.resblocks\.(?P<layer>\d+)\."
-
-    def qkv_w(w: np.ndarray) -> np.ndarray:  # [3D, D] (q, k, v row blocks) -> [D, 3, H, K]
-        return w.reshape(3, h, k, w.shape[-1]).transpose(3, 0, 1, 2)
 
     def pos(p: np.ndarray) -> np.ndarray:  # [1 + g², D] -> [1 + G², D], CLS row unchanged
         g = round((p.shape[0] - 1) ** 0.5)
@@ -58,21 +62,12 @@ def rules(cfg: ViTConfig, prefix: str = PREFIX, resize_pe: bool = True) -> list[
     return [
         Rule(prefix + r"class_embedding", "class_embed"),
         Rule(prefix + r"positional_embedding", "pos_embed", pos),
-        Rule(prefix + r"conv1\.weight", "patch_embed", lambda w: w.transpose(2, 3, 1, 0)),
-        Rule(prefix + r"ln_pre\.weight", "ln_pre.scale"),
-        Rule(prefix + r"ln_pre\.bias", "ln_pre.bias"),
-        Rule(block + r"ln_1\.weight", "blocks.ln_1.scale"),
-        Rule(block + r"ln_1\.bias", "blocks.ln_1.bias"),
-        Rule(block + r"ln_2\.weight", "blocks.ln_2.scale"),
-        Rule(block + r"ln_2\.bias", "blocks.ln_2.bias"),
-        Rule(block + r"attn\.in_proj_weight", "blocks.attn.qkv", qkv_w),
-        Rule(block + r"attn\.in_proj_bias", "blocks.attn.qkv_bias", lambda b: b.reshape(3, h, k)),
-        Rule(block + r"attn\.out_proj\.weight", "blocks.attn.out", lambda w: w.T.reshape(h, k, d)),
-        Rule(block + r"attn\.out_proj\.bias", "blocks.attn.out_bias"),
-        Rule(block + r"mlp\.c_fc\.weight", "blocks.mlp.fc1", lambda w: w.T),
-        Rule(block + r"mlp\.c_fc\.bias", "blocks.mlp.fc1_bias"),
-        Rule(block + r"mlp\.c_proj\.weight", "blocks.mlp.fc2", lambda w: w.T),
-        Rule(block + r"mlp\.c_proj\.bias", "blocks.mlp.fc2_bias"),
+        Rule(prefix + r"conv1\.weight", "patch_embed", conv_hwio),
+        *norm_rules(prefix + r"ln_pre\.", "ln_pre"),
+        *norm_rules(block + r"ln_1\.", "blocks.ln_1"),
+        *norm_rules(block + r"ln_2\.", "blocks.ln_2"),
+        *mha_rules(block + r"attn\.", "blocks.attn", cfg.heads),
+        *mlp_rules(block + r"mlp\.c_fc\.", block + r"mlp\.c_proj\.", "blocks.mlp"),
     ]
 
 

@@ -15,7 +15,22 @@ import numpy as np
 
 from faceptor_jax.checkpoint import flatten_paths, unflatten_paths
 
-__all__ = ["ConversionError", "Rule", "apply_rules", "flatten_paths", "unflatten_paths"]
+__all__ = [
+    "ConversionError",
+    "Rule",
+    "apply_rules",
+    "bn_rules",
+    "conv_hwio",
+    "convt_hwio",
+    "flatten_paths",
+    "linear_rules",
+    "mha_rules",
+    "mlp_rules",
+    "norm_rules",
+    "proj_1x1",
+    "t",
+    "unflatten_paths",
+]
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -44,6 +59,70 @@ class Rule:
     @property
     def stacked(self) -> bool:
         return "(?P<layer>" in self.source
+
+
+# ----------------------------------------------------------------------------- shared rules
+# PyTorch layouts -> ours, and the rule groups every converter's layers share
+# (`layers.MultiHeadAttention`, `LayerNorm`, `BatchNorm`, `Linear`, the fused MLP).
+def t(w: np.ndarray) -> np.ndarray:  # Linear [out, in] -> kernel [in, out]
+    return w.T
+
+
+def conv_hwio(w: np.ndarray) -> np.ndarray:  # Conv2d [O, I, kh, kw] -> [kh, kw, I, O]
+    return w.transpose(2, 3, 1, 0)
+
+
+def convt_hwio(w: np.ndarray) -> np.ndarray:  # ConvTranspose2d [I, O, kh, kw] -> [kh, kw, I, O]
+    return w.transpose(2, 3, 0, 1)
+
+
+def proj_1x1(w: np.ndarray) -> np.ndarray:  # Conv2d 1×1 [C, D, 1, 1] -> [D, C]
+    return w[:, :, 0, 0].T
+
+
+def mha_rules(src: str, dst: str, heads: int) -> list[Rule]:
+    """PyTorch nn.MultiheadAttention under `src` -> layers.MultiHeadAttention at `dst`."""
+
+    def qkv(w: np.ndarray) -> np.ndarray:  # [3C, C] -> [C, 3, H, K]
+        c = w.shape[-1]
+        return w.reshape(3, heads, c // heads, c).transpose(3, 0, 1, 2)
+
+    def out(w: np.ndarray) -> np.ndarray:  # [C, C] -> [H, K, C]
+        return w.T.reshape(heads, -1, w.shape[0])
+
+    return [
+        Rule(src + r"in_proj_weight", dst + ".qkv", qkv),
+        Rule(src + r"in_proj_bias", dst + ".qkv_bias", lambda b: b.reshape(3, heads, -1)),
+        Rule(src + r"out_proj\.weight", dst + ".out", out),
+        Rule(src + r"out_proj\.bias", dst + ".out_bias"),
+    ]
+
+
+def norm_rules(src: str, dst: str) -> list[Rule]:
+    return [Rule(src + r"weight", dst + ".scale"), Rule(src + r"bias", dst + ".bias")]
+
+
+def bn_rules(src: str, dst: str) -> list[Rule]:
+    return [
+        *norm_rules(src, dst),
+        Rule(src + r"running_mean", dst + ".mean"),
+        Rule(src + r"running_var", dst + ".var"),
+    ]
+
+
+def linear_rules(src: str, dst: str, bias: bool = True) -> list[Rule]:
+    rules = [Rule(src + r"weight", dst + ".kernel", t)]
+    return [*rules, Rule(src + r"bias", dst + ".bias")] if bias else rules
+
+
+def mlp_rules(fc1: str, fc2: str, dst: str) -> list[Rule]:
+    """Two PyTorch Linears (`fc1`, `fc2` key prefixes) -> `layers.MLP` at `dst` (fused kernels)."""
+    return [
+        Rule(fc1 + r"weight", dst + ".fc1", t),
+        Rule(fc1 + r"bias", dst + ".fc1_bias"),
+        Rule(fc2 + r"weight", dst + ".fc2", t),
+        Rule(fc2 + r"bias", dst + ".fc2_bias"),
+    ]
 
 
 def _shape(x: object) -> tuple[int, ...]:
