@@ -22,7 +22,7 @@ from data.synthetic_faces import SyntheticFaces
 from faceptor_jax import input_pipeline as ip
 from faceptor_jax import task_transforms
 
-RECIPES = {  # global batch per dataset (per-GPU batch x GPUs of FACEPTOR_SPEC §4.2)
+RECIPES = {  # global batch per dataset (the original's per-GPU batch x its GPUs)
     "tiny": {"ms1mv3": 8, "morph2": 4, "celeba": 4, "affectnet": 4, "rafdb": 2,
              "celebamask_hq": 1, "ibug300w": 1},
     "base": {"ms1mv3": 256, "morph2": 64, "celeba": 64, "affectnet": 64, "rafdb": 16,

@@ -26,7 +26,7 @@ from faceptor_jax import tasks
 from faceptor_jax.checkpoint import load_faceptor
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
 
-# Faceptor-Full (plus) per-GPU batch sizes (FACEPTOR_SPEC §4.2): 130 images per step.
+# Per-GPU batch sizes of the original's Faceptor-Full (plus) config: 130 images per step.
 RECIPE = {
     "recognition_ms1mv3": 64, "age_morph2": 16, "age_utkface": 4, "attributes_celeba": 16,
     "expression_affectnet": 16, "expression_rafdb": 4, "expression_ferplus": 4,

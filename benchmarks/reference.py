@@ -1,7 +1,8 @@
 """The original PyTorch Faceptor, imported at run time from a user's checkout (never in this repo).
 
 `import_reference(DIR)` puts DIR/faceptor_project on sys.path, installs CPU stand-ins for what does
-not run beside the CPU torch (see RUNNING_THE_ORIGINAL) and imports the modules the benchmarks use.
+not run beside the CPU torch (the CUDA `p2i` op, timm's layers, `.cuda()`) and imports the
+modules the benchmarks use.
 `patch_dims` makes the original's own construction path (`FaRLVisualFeatures`, `DecoderNewHolder`,
 `AIOEntry`) build a model of any width: it wraps the constructors that hard-code ViT-B sizes.
 Depth stays 12: the decoder reads level 11. torch is imported only here, only when called.

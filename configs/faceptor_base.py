@@ -1,4 +1,5 @@
-"""Faceptor-Base, stage 1: 7 tasks, 2 GPUs in the original (FACEPTOR_SPEC §4.2, §7.2)."""
+"""Faceptor-Base, stage 1: 7 tasks, 2 GPUs in the original; the paper's
+batch sizes, AdamW recipe and schedule."""
 
 import ml_collections
 

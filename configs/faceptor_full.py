@@ -1,4 +1,4 @@
-"""Faceptor-Full ("plus"), stage 1: all 13 tasks, 4 GPUs in the original (FACEPTOR_SPEC §4.2)."""
+"""Faceptor-Full ("plus"), stage 1: all 13 tasks, 4 GPUs in the original."""
 
 import ml_collections
 

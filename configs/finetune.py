@@ -1,7 +1,7 @@
 """Stage 2 (Layer-Attention) fine-tunes from Faceptor-Full: one task, only the added levels train.
 
 `finetune_<task>.py` call `get_config(task)`; pass `--config.init.checkpoint=DIR` (a converted or
-trained Faceptor-Full checkpoint). FACEPTOR_SPEC §4.4, §7.3: the model keeps all 13 query sets,
+trained Faceptor-Full checkpoint). As the original's stage 2: the model keeps all 13 query sets,
 one task trains, and only the added levels' projections and embeddings (`new_input_proj`, the
 new level embeddings) are updated, ×10 LR; DropPath stays active.
 """

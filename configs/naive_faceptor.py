@@ -1,4 +1,5 @@
-"""Naive Faceptor: shared FaRL encoder + task-specific heads, the base task set (§3, §4.2, §7.2)."""
+"""Naive Faceptor: shared FaRL encoder + task-specific heads, the base task set; Faceptor-Base's
+batches, equal task weights, and the original's Naive LRs (peak 5e-4, backbone ×0.1)."""
 
 import ml_collections
 

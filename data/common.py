@@ -1,6 +1,7 @@
 """Shared pieces of the TFDS builders: file checks, image bytes, the base builder.
 
-Every builder reads the official manual download in its exact layout (FACEPTOR_SPEC.md §6) and
+Every builder reads the official manual download in the exact layout the original's loaders
+expect and
 writes ArrayRecord without TensorFlow: images are stored as encoded bytes (the original JPEG/PNG
 bytes when the pixels are used as-is, PNG we encode when the original code transforms them at load
 time). A missing or malformed file raises with its path and what was expected; a corrupt image is

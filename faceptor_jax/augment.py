@@ -1,8 +1,8 @@
 """Random photometric augmentations of the original, in numpy/PIL, driven by a numpy Generator.
 
-- Dense tasks (py-blueprint, FACEPTOR_SPEC.md §6.4): occlusion, noise fusion, gray, gamma, box blur
+- Dense tasks (py-blueprint's augmentations): occlusion, noise fusion, gray, gamma, box blur
   on float32 [0,1] HWC images.
-- 112-px tasks (timm `create_transform`, §6.3): RandomResizedCrop(scale=(1,1), ratio=(1,1),
+- 112-px tasks (timm `create_transform`): RandomResizedCrop(scale=(1,1), ratio=(1,1),
   bicubic), horizontal flip, RandAugment `rand-m9-mstd0.5-inc1` (PIL ops as in timm), RandomErasing
   (p=0.25, 'pixel' mode) after normalisation.
 The random draws follow the originals' distributions; the originals' global RNG streams are not

@@ -1,5 +1,6 @@
-"""Face-alignment metrics (FACEPTOR_SPEC §9): per-image NME with each dataset's normalisation,
-AUC/FR from the CED curve, and the 300W common/challenging/full split. Host-side numpy.
+"""Face-alignment metrics of the original's `align_evaluator`: per-image NME with each dataset's
+normalisation, AUC/FR from the CED curve, and the 300W common/challenging/full split. Host-side
+numpy.
 
 Points are (x, y) in original-image pixels (after mapping predictions back through the test crop).
 NME per image = mean_k ‖p_k − p̂_k‖ / d; the dataset NME is its mean over images. AUC = Simpson

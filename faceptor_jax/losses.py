@@ -1,4 +1,4 @@
-"""Loss primitives of every Faceptor task (FACEPTOR_SPEC §5): pure, jit-able functions on arrays.
+"""Loss primitives of every Faceptor task: pure, jit-able functions on arrays.
 
 Every `*_loss` returns a float32 scalar equal to the original's `tloss` for the same inputs; the
 `*_loss_terms` variants return the named parts the original logs. Shape checks happen at trace time
@@ -61,7 +61,8 @@ def cosface_loss_dense(
     scale: float = COSFACE_SCALE,
     margin: float = COSFACE_MARGIN,
 ) -> jax.Array:
-    """Unsharded CosFace (spec §5.1), the reference for `cosface_loss`. Mean CE over the batch.
+    """Unsharded CosFace (the original's `MarginCosineProductLoss`), the reference for
+    `cosface_loss`. Mean CE over the batch.
 
     embeddings [B,D] raw (not normalised); weight [C,D]; labels int [B] in [0, C).
     """
@@ -162,7 +163,10 @@ def expected_age(logits: jax.Array) -> jax.Array:
 
 
 def age_loss_terms(logits: jax.Array, age: jax.Array) -> dict[str, jax.Array]:
-    """DLDL-v2 (spec §5.2): {'kl': Σ_{b,k} d·(log d − log p) / B, 'l1': mean |â − age|}."""
+    """The original's DLDL-v2 age loss (`AgeLoss_DLDLV2`).
+
+    {'kl': Σ_{b,k} d·(log d − log p) / B, 'l1': mean |â − age|}.
+    """
     _check(logits.ndim == 2, f"age: logits must be [B,Q], got {logits.shape}")
     _check_batch("age", logits, age, "age")
     logits = logits.astype(jnp.float32)
@@ -193,7 +197,7 @@ def _bce_with_logits(x: jax.Array, t: jax.Array) -> jax.Array:
 def attribute_loss(
     logits: jax.Array, targets: jax.Array, pos_ratio: jax.Array | None = None
 ) -> jax.Array:
-    """`CEL_Sigmoid` (spec §5.3): masked sigmoid BCE summed over attributes, divided by B.
+    """The original's `CEL_Sigmoid`: masked sigmoid BCE summed over attributes, divided by B.
 
     logits [B,A]; targets int [B,A] in {0,1}, -1 = ignore (weight 0). `pos_ratio` [A] (positive
     ratio per attribute) enables the original's optional `ratio2weight` weighting
@@ -221,14 +225,14 @@ def _ce_per_item(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def expression_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """`MyCrossEntropyLoss` (spec §5.4): mean softmax CE. logits [B,C], labels int [B]."""
+    """The original's `MyCrossEntropyLoss`: mean softmax CE. logits [B,C], labels int [B]."""
     _check(logits.ndim == 2 and labels.ndim == 1, f"expression: {logits.shape}, {labels.shape}")
     _check_batch("expression", logits, labels, "label")
     return jnp.mean(_ce_per_item(logits, labels))
 
 
 def parsing_loss(logits: jax.Array, mask: jax.Array, ignore_index: int = -100) -> jax.Array:
-    """`ParsingLoss` (spec §5.5): mean CE over all non-ignored pixels.
+    """The original's `ParsingLoss`: mean CE over all non-ignored pixels.
 
     logits channels-last [B,H,W,C] (already at the label resolution); mask int [B,H,W].
     If every pixel is ignored the result is 0 (torch would give NaN).
@@ -251,7 +255,7 @@ def landmark_loss_terms(
     heatmap_size: int = 128,
     radius: float = 5.0,
 ) -> dict[str, jax.Array]:
-    """`AlignLoss` (spec §5.6): {'coord': mean ‖g − ĝ‖₂, 'heatmap': mean BCE vs rendered targets}.
+    """The original's `AlignLoss`: {'coord': mean ‖g − ĝ‖₂, 'heatmap': mean BCE vs targets}.
 
     heatmap_logits [B,K,h,w] raw (bilinearly resized to heatmap_size if needed); pred_points
     [B,K,2] normalised (x,y) in [0,1]; landmarks [B,K,2] (x,y) pixels in the `input_size` image,

@@ -1,4 +1,5 @@
-"""Evaluation metrics of the 112-px tasks and parsing (FACEPTOR_SPEC §9), as mergeable accumulators.
+"""Evaluation metrics of the 112-px tasks and parsing, as the original's evaluators compute them,
+as mergeable accumulators.
 
 Each accumulator is built per batch with `from_batch(...)` from host numpy arrays (NaN/inf in the
 predictions or mismatched shapes -> ValueError), merged with `merge` across batches, and turned

@@ -1,4 +1,5 @@
-"""Optimizer and learning-rate schedule of the original recipe (FACEPTOR_SPEC §7).
+"""Optimizer and learning-rate schedule of the original recipe
+(the original's `Solver`: AdamW, gradient clipping, warmup + cosine).
 
 - AdamW (0.9, 0.999, eps 1e-8), weight decay 0.05 on every parameter by default (the original
   excludes nothing; `decay_mask` can exclude biases/norms for users who want that);

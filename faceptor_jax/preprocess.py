@@ -1,6 +1,6 @@
 """Pure-numpy geometric preprocessing: normalisation, crop/align matrices, warps, flips.
 
-Reproduces the original's transforms (FACEPTOR_SPEC.md §6): py-blueprint's matrix helpers and
+Reproduces the original's transforms: py-blueprint's matrix helpers and
 tanh-warp, cv2.remap sampling (bilinear with 1/32 sub-pixel weights, nearest, constant-0 border),
 skimage's `SimilarityTransform.estimate` (Umeyama) for the 5-point LaPa alignment.
 

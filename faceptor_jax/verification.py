@@ -1,4 +1,4 @@
-"""Face verification (FACEPTOR_SPEC §9, insightface protocol): safe `.bin` reader, 10-fold accuracy
+"""Face verification (insightface protocol, as the original): safe `.bin` reader, 10-fold accuracy
 with best-threshold search, TAR@FAR, and a mergeable embedding accumulator. Host-side numpy.
 
 Protocol: embedding = f(image) + f(hflip(image)), L2-normalised; pair distance = squared L2 between

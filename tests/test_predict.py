@@ -23,7 +23,7 @@ from faceptor_jax.model.vit import ViTConfig
 NAMES = ("recognition_ms1mv3", "age_morph2", "attributes_celeba", "expression_affectnet",
          "parsing_celebamaskhq", "landmarks_300w")  # fmt: skip
 SIZES = {112: 32, 512: 64}  # tiny crops; the predictor reads them from the checkpoint
-ASTRONAUT_BOX = (178, 63, 267, 175)  # yuface's box (x1, y1, x2, y2), STACK.md §8
+ASTRONAUT_BOX = (178, 63, 267, 175)  # yuface's box (x1, y1, x2, y2) on skimage's astronaut
 
 
 def _save_tiny(path, names, numpy_init) -> str:

@@ -1,6 +1,6 @@
 """Faceptor: shared FaRL encoder + Layer-Attention memory + task-query decoder + interpreters.
 
-`Faceptor(cfg)({task: images [B, H, W, 3]}) -> {task: raw outputs}` (FACEPTOR_SPEC §2, §4.1):
+`Faceptor(cfg)({task: images [B, H, W, 3]}) -> {task: raw outputs}`:
 - the encoder runs once per input-size group (112-px tasks together, 512-px tasks together);
 - recognition reads the last layer's tokens directly (no decoder);
 - every other task runs the decoder with its own queries; tasks with the same interpreter and

@@ -1,4 +1,5 @@
-"""Faceptor's task interpreters and output modules (FACEPTOR_SPEC §2.5–2.6).
+"""Faceptor's task interpreters and output modules (the original's
+`FeatureInterpreter_v2`, value and `map_v2` interpreters, `ParsingOutput`, `AlignOutput`).
 
 One interpreter per kind, shared by every task of that kind:
 - `RecognitionHead` (`feature_v2`): last-layer patch tokens -> LN -> token mean -> Linear -> BN ->

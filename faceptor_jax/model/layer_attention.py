@@ -1,4 +1,4 @@
-"""Layer-Attention: the decoder's multi-level memory (FACEPTOR_SPEC §2.3).
+"""Layer-Attention: the decoder's multi-level memory.
 
 Each used encoder level ℓ_j is projected by its own 1×1 conv (768 -> 256, with bias) and tagged
 with its own learned level embedding E_j in the memory's key positions. Stage 1 reads only the last

@@ -1,5 +1,5 @@
 """Naive Faceptor: the shared FaRL encoder with one task-specific head per task type
-(FACEPTOR_SPEC §3) — the original's baseline for Faceptor's shared decoder.
+— the paper's baseline for Faceptor's shared decoder.
 
 - recognition: `RecognitionHead` on layer 11 (the same head as Faceptor's `feature_v2`);
 - age / attributes / expression: `SwinFaceHead` on layers (5, 7, 9, 11): four 3×3 convs

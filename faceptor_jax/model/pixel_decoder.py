@@ -1,4 +1,4 @@
-"""The map interpreter's upsampling pixel decoder (FACEPTOR_SPEC §2.5, `mask_map`).
+"""The map interpreter's upsampling pixel decoder (the original's `mask_map`).
 
 ConvTranspose(k2, s2) -> Norm2d (per-pixel LayerNorm over channels, eps 1e-6) -> GELU (exact
 erf) -> ConvTranspose(k2, s2): an S×S source map becomes 4S×4S (32 -> 128 for 512-px inputs).

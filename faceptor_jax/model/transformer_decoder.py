@@ -1,4 +1,4 @@
-"""Faceptor's task-query transformer decoder (FACEPTOR_SPEC §2.2–2.4).
+"""Faceptor's task-query transformer decoder.
 
 Learned queries per task attend to the multi-level image memory. Each of the `layers` (9) post-norm
 layers runs, in this order:

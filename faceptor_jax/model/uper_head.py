@@ -1,4 +1,4 @@
-"""Naive Faceptor's dense head: a ViT feature pyramid + mmseg's UPerHead (FACEPTOR_SPEC §3).
+"""Naive Faceptor's dense head: a ViT feature pyramid + mmseg's UPerHead.
 
 Pyramid from four encoder layers (S×S maps, S = 32 at 512 px): level 0 ConvT -> BN -> GELU ->
 ConvT (4S), level 1 ConvT (2S), level 2 identity (S), level 3 2×2 max-pool (S/2). UPerHead: PSP

@@ -1,6 +1,6 @@
 """FaRL ViT image encoder (CLIP visual tower): image [B,H,W,3] -> every layer's tokens.
 
-Differences from a textbook ViT that matter for parity with the original (FACEPTOR_SPEC §1):
+Differences from a textbook ViT that matter for parity with the original:
 - the positional embedding is stored as a 32×32 (+CLS) grid and bicubic-resized on every call
   (PyTorch's bicubic: A = -0.75, no antialiasing, clamped taps), so 112-px inputs see a 7×7 grid;
 - pre-LN blocks with QuickGELU, LayerNorm eps 1e-5 in fp32;
