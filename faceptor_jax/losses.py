@@ -54,26 +54,6 @@ def _cosface_logits(x: jax.Array, w: jax.Array, onehot: jax.Array, scale: float,
     return scale * (cos - margin * onehot.astype(cos.dtype))
 
 
-def cosface_loss_dense(
-    embeddings: jax.Array,
-    weight: jax.Array,
-    labels: jax.Array,
-    scale: float = COSFACE_SCALE,
-    margin: float = COSFACE_MARGIN,
-) -> jax.Array:
-    """Unsharded CosFace (the original's `MarginCosineProductLoss`), the reference for
-    `cosface_loss`. Mean CE over the batch.
-
-    embeddings [B,D] raw (not normalised); weight [C,D]; labels int [B] in [0, C).
-    """
-    _check(embeddings.ndim == 2 and weight.ndim == 2, "cosface: want x [B,D], weight [C,D]")
-    _check_batch("cosface", embeddings, labels, "label")
-    onehot = labels[:, None] == jnp.arange(weight.shape[0])[None, :]
-    logits = _cosface_logits(embeddings, weight, onehot, scale, margin)
-    target = jnp.sum(jnp.where(onehot, logits, 0.0), axis=-1)
-    return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - target)
-
-
 def cosface_loss(
     embeddings: jax.Array,
     weight: jax.Array,
