@@ -24,7 +24,7 @@ from convert.mapping import ConversionError, Rule, apply_rules, flatten_paths, u
 from convert.torch_reader import CheckpointError
 from faceptor_jax import tasks as task_table
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
-from faceptor_jax.model.naive import SWIN_TYPES, NaiveConfig, NaiveFaceptor
+from faceptor_jax.model.naive import NaiveConfig, NaiveFaceptor
 from faceptor_jax.model.transformer_decoder import DecoderConfig
 
 M = r"module\."
@@ -264,7 +264,7 @@ def naive_rules(cfg: NaiveConfig) -> list[Rule]:
         src, dst = HEADS + rf"heads\.{orig}\.", f"heads.{typ}"
         if spec.kind == "feature":
             rules += recognition_rules(src, dst)
-        elif typ in SWIN_TYPES:
+        elif spec.kind == "value":  # SwinFaceHead, as NaiveFaceptor picks it
             rules += [
                 Rule(src + r"conv\.(?P<layer>\d+)\.weight", dst + ".conv", conv_hwio),
                 *linear_rules(
