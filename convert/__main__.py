@@ -33,10 +33,9 @@ def convert_faceptor_file(
     obj = load_torch_file(src)
     state = state_dict_from(obj, src)
     cfg, params, losses = convert_faceptor(state, src, variant, heads, decoder_heads)
-    kind = "naive_faceptor" if VARIANTS[variant].model == "naive" else "faceptor"
     step = obj.get("step") if isinstance(obj, dict) else None
     extra = {"source": os.path.abspath(src), "variant": variant, "step": step}
-    save_params(dst, kind, cfg, params, extra=extra, losses=losses)
+    save_params(dst, VARIANTS[variant].kind, cfg, params, extra=extra, losses=losses)
 
 
 def main(argv: list[str] | None = None) -> int:
