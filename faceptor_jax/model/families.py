@@ -44,7 +44,8 @@ def _faceptor(cfg: FaceptorConfig, compute: Mapping[str, Any]) -> FaceptorConfig
 
 
 def _naive(cfg: NaiveConfig, compute: Mapping[str, Any]) -> NaiveConfig:
-    # The encoder only: the heads keep their own `dtype` field (as configs/naive_faceptor.py sets).
+    # The encoder only: the heads keep their own `dtype` (a converted model evaluates with
+    # model.json's, as it always has).
     return dataclasses.replace(cfg, encoder=_encoder(cfg.encoder, compute))
 
 
@@ -52,8 +53,9 @@ def _naive(cfg: NaiveConfig, compute: Mapping[str, Any]) -> NaiveConfig:
 class Family:
     """name: for people (errors, logs); config: its config dataclass (with `from_dict`);
     module: the nnx.Module built as `module(cfg, rngs=rngs)`; task_heads: whether it takes
-    `{task: images [B, H, W, 3]}` and has `cfg.tasks` (HeadSpecs); compute: `with_compute`'s
-    rule (which sub-configs take the compute choices)."""
+    `{task: images [B, H, W, 3]}` and has `cfg.tasks` (HeadSpecs, `from_dict` reads them);
+    compute: `with_compute`'s rule, which sub-configs take which choice (a family ignores a
+    choice it has no use for, e.g. attention_impl for a CNN)."""
 
     name: str
     config: type
