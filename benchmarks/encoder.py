@@ -23,7 +23,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks import flops as flops_lib
-from faceptor_jax.checkpoint import load_vit_encoder
+from faceptor_jax.model import families
 from faceptor_jax.model.vit import ViTConfig, ViTEncoder
 
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         farl_file = _random_farl_file(original, tmp.name)
         args.checkpoint = args.checkpoint or _convert(farl_file, tmp.name)
     if args.checkpoint:
-        model = load_vit_encoder(args.checkpoint, **overrides)
+        model = families.get("farl_vit").load(args.checkpoint, **overrides)
     else:
         model = ViTEncoder(ViTConfig(**overrides), rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(model)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from faceptor_jax.checkpoint import load_vit_encoder
+from faceptor_jax.model import families
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expected", required=True)
     parser.add_argument("--tol", type=float, default=1e-4)
     args = parser.parse_args(argv)
-    model = load_vit_encoder(args.checkpoint)
+    model = families.get("farl_vit").load(args.checkpoint)
     expected = np.load(args.expected)
     forward = nnx.jit(lambda m, x: m(x))
     worst = 0.0

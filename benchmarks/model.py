@@ -23,7 +23,7 @@ from flax import nnx
 from benchmarks import reference
 from benchmarks.flops import matmul_flops
 from faceptor_jax import tasks
-from faceptor_jax.checkpoint import load_faceptor
+from faceptor_jax.model import families
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
 
 # Per-GPU batch sizes of the original's Faceptor-Full (plus) config: 130 images per step.
@@ -143,7 +143,7 @@ def main() -> None:
         nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, params))
         nnx.update(model, state)
     elif args.checkpoint:
-        model = load_faceptor(args.checkpoint)
+        model = families.load(args.checkpoint, task_heads=True)
     else:
         cfg = FaceptorConfig(tasks=tasks.head_specs(names))
         model = nnx.jit(lambda: Faceptor(cfg, rngs=nnx.Rngs(0)))()

@@ -10,7 +10,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = faceptor_base.get_config()
     c.model = ml_collections.ConfigDict(
         dict(
-            kind="naive",
+            kind="naive_faceptor",
             encoder=recipe.encoder(),
             embed_dim=512,
             recognition_level=11,

@@ -33,15 +33,14 @@ def convert_faceptor_file(
     obj = load_torch_file(src)
     state = state_dict_from(obj, src)
     cfg, params, losses = convert_faceptor(state, src, variant, heads, decoder_heads)
-    kind = "naive_faceptor" if VARIANTS[variant].model == "naive" else "faceptor"
     step = obj.get("step") if isinstance(obj, dict) else None
     extra = {"source": os.path.abspath(src), "variant": variant, "step": step}
-    save_params(dst, kind, cfg, params, extra=extra, losses=losses)
+    save_params(dst, VARIANTS[variant].kind, cfg, params, extra=extra, losses=losses)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convert", description=__doc__)
-    sub = parser.add_subparsers(dest="kind", required=True)
+    sub = parser.add_subparsers(dest="source", required=True)
     farl = sub.add_parser("farl", help="FaRL/CLIP image tower -> ViTEncoder checkpoint")
     farl.add_argument("--src", required=True, help="FaRL .pth file ({'state_dict': ...})")
     farl.add_argument("--dst", required=True, help="output directory (must not hold a checkpoint)")
@@ -49,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     farl.add_argument(
         "--pe_grid", type=int, default=32, help="stored positional grid (32 = 512 px, Faceptor)"
     )
+    farl.set_defaults(run=lambda a: convert_farl_file(a.src, a.dst, a.heads, a.pe_grid))
     fac = sub.add_parser("faceptor", help="Faceptor / Naive Faceptor .pth.tar -> checkpoint")
     fac.add_argument("--src", required=True, help="training checkpoint ({'state_dict': ...})")
     fac.add_argument("--variant", required=True, choices=list(VARIANTS), help="what it holds")
@@ -57,14 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     fac.add_argument(
         "--decoder_heads", type=int, default=None, help="decoder heads (default hidden//32)"
     )
+    fac.set_defaults(
+        run=lambda a: convert_faceptor_file(a.src, a.dst, a.variant, a.heads, a.decoder_heads)
+    )
     args = parser.parse_args(argv)
     try:
-        if args.kind == "farl":
-            convert_farl_file(args.src, args.dst, heads=args.heads, pe_grid=args.pe_grid)
-        else:
-            convert_faceptor_file(
-                args.src, args.dst, args.variant, heads=args.heads, decoder_heads=args.decoder_heads
-            )
+        args.run(args)
     except (CheckpointError, ConversionError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ hidden // 32 by default (FaRL / Faceptor), overridable.
 
 import dataclasses
 import re
+from collections.abc import Callable
 
 import numpy as np
 from flax import nnx
@@ -37,8 +38,9 @@ from convert.mapping import (
 )
 from convert.torch_reader import CheckpointError
 from faceptor_jax import tasks as task_table
-from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
-from faceptor_jax.model.naive import SWIN_TYPES, NaiveConfig, NaiveFaceptor
+from faceptor_jax.model import families
+from faceptor_jax.model.faceptor import FaceptorConfig
+from faceptor_jax.model.naive import NaiveConfig
 from faceptor_jax.model.transformer_decoder import DecoderConfig
 
 M = r"module\."
@@ -55,26 +57,6 @@ DROPPED = (
     r".*mask_map\.1\.ln\.(weight|bias)",  # Norm2d aliases of mask_map.1.{weight,bias}
     CLASSIFIER.pattern,  # CosFace weight: returned separately (see `split_losses`)
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class Variant:
-    model: str  # "faceptor" | "naive"
-    tasks: tuple[str, ...]
-    levels: tuple[int, ...] = (11,)
-    new_levels: tuple[int, ...] = ()
-
-
-STAGE2 = Variant("faceptor", task_table.FULL, (11,), (1, 3, 5, 7, 9))
-VARIANTS: dict[str, Variant] = {
-    "base": Variant("faceptor", task_table.BASE),
-    "full": Variant("faceptor", task_table.FULL),
-    "stage2": STAGE2,  # the three released stage-2 configs share this structure
-    "stage2-affect_rafdb": STAGE2,
-    "stage2-age_morph2": STAGE2,
-    "stage2-biattr_celeba": STAGE2,
-    "naive": Variant("naive", task_table.BASE),
-}
 
 
 # --------------------------------------------------------------------------- shared heads
@@ -150,11 +132,11 @@ def _count(state: dict, pattern: str) -> int:
     return len({m.group(1) for k in state if (m := rx.match(k))})
 
 
-def _check_tasks(found: set[str], variant_name: str, variant: Variant, source: str) -> None:
+def _check_tasks(found: set[str], variant_name: str, variant: "Variant", source: str) -> None:
     want = {task_table.get(n).original for n in variant.tasks}
     if found == want:
         return
-    fits = [n for n, v in VARIANTS.items() if v.model == variant.model and v.tasks and
+    fits = [n for n, v in VARIANTS.items() if v.kind == variant.kind and v.tasks and
             {task_table.get(x).original for x in v.tasks} == found]  # fmt: skip
     hint = f"; it fits --variant {fits[0]}" if fits else ""
     raise ConversionError(
@@ -168,7 +150,7 @@ def _check_tasks(found: set[str], variant_name: str, variant: Variant, source: s
 
 
 def infer_faceptor(
-    state: dict, source: str, variant_name: str, heads: int | None, decoder_heads: int | None
+    state: dict, source: str, variant_name: str, heads: int | None, decoder_heads: int | None = None
 ) -> FaceptorConfig:
     variant = VARIANTS[variant_name]
     enc = farl.infer_config(state, source, heads, prefix="module.backbone_module.visual.")
@@ -224,7 +206,7 @@ def naive_rules(cfg: NaiveConfig) -> list[Rule]:
         src, dst = HEADS + rf"heads\.{orig}\.", f"heads.{typ}"
         if spec.kind == "feature":
             rules += recognition_rules(src, dst)
-        elif typ in SWIN_TYPES:
+        elif spec.kind == "value":  # SwinFaceHead, as NaiveFaceptor picks it
             rules += [
                 Rule(src + r"conv\.(?P<layer>\d+)\.weight", dst + ".conv", conv_hwio),
                 *linear_rules(
@@ -275,7 +257,9 @@ def uper_rules(src: str, dst: str) -> list[Rule]:
     return rules
 
 
-def infer_naive(state: dict, source: str, variant_name: str, heads: int | None) -> NaiveConfig:
+def infer_naive(
+    state: dict, source: str, variant_name: str, heads: int | None, decoder_heads: int | None = None
+) -> NaiveConfig:
     variant = VARIANTS[variant_name]
     if not _is_naive(state):
         raise CheckpointError(
@@ -312,6 +296,31 @@ def infer_naive(state: dict, source: str, variant_name: str, heads: int | None) 
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A released checkpoint: its model kind (`families.FAMILIES`), config reader, key rules."""
+
+    kind: str
+    infer: Callable[..., FaceptorConfig | NaiveConfig]
+    rules: Callable[..., list[Rule]]
+    tasks: tuple[str, ...]
+    levels: tuple[int, ...] = (11,)
+    new_levels: tuple[int, ...] = ()
+
+
+FACEPTOR = ("faceptor", infer_faceptor, faceptor_rules)
+STAGE2 = Variant(*FACEPTOR, task_table.FULL, new_levels=(1, 3, 5, 7, 9))
+VARIANTS: dict[str, Variant] = {
+    "base": Variant(*FACEPTOR, task_table.BASE),
+    "full": Variant(*FACEPTOR, task_table.FULL),
+    "stage2": STAGE2,  # the three released stage-2 configs share this structure
+    "stage2-affect_rafdb": STAGE2,
+    "stage2-age_morph2": STAGE2,
+    "stage2-biattr_celeba": STAGE2,
+    "naive": Variant("naive_faceptor", infer_naive, naive_rules, task_table.BASE),
+}
+
+
 # --------------------------------------------------------------------------- entry point
 def split_losses(state: dict) -> tuple[dict, dict]:
     """(CosFace classifiers {our task: {"classifier": [classes, E]}}, the other tensors)."""
@@ -345,14 +354,11 @@ def convert_faceptor(
     if variant not in VARIANTS:
         raise CheckpointError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
     check_aliases(state, source)
-    if VARIANTS[variant].model == "naive":
-        cfg = infer_naive(state, source, variant, heads)
-        ctor, rules = (lambda: NaiveFaceptor(cfg, rngs=nnx.Rngs(0))), naive_rules(cfg)
-    else:
-        cfg = infer_faceptor(state, source, variant, heads, decoder_heads)
-        ctor, rules = (lambda: Faceptor(cfg, rngs=nnx.Rngs(0))), faceptor_rules(cfg)
-    skeleton = flatten_paths(nnx.to_pure_dict(nnx.state(nnx.eval_shape(ctor))))
-    flat = apply_rules(state, rules, DROPPED, skeleton, source)
+    v = VARIANTS[variant]
+    cfg = v.infer(state, source, variant, heads=heads, decoder_heads=decoder_heads)
+    model = nnx.eval_shape(lambda: families.get(v.kind).build(cfg, nnx.Rngs(0)))
+    skeleton = flatten_paths(nnx.to_pure_dict(nnx.state(model)))
+    flat = apply_rules(state, v.rules(cfg), DROPPED, skeleton, source)
     params = {p: np.asarray(v, dtype=skeleton[p].dtype) for p, v in flat.items()}
     losses, _ = split_losses(state)
     return cfg, unflatten_paths(params), losses

@@ -3,7 +3,7 @@
 Converted checkpoints (from `python -m convert ...`) use this layout; training checkpoints
 (optimizer, step, data iterator state) build on it: a training workdir holds the same
 `model.json` (written at train start) beside `checkpoints/<step>/`, and the readers here
-(`read_meta`, `load_params`, `load_losses`, `load_faceptor`) take either, or one step of a
+(`read_meta`, `load_params`, `load_losses`, `restore_into`) take either, or one step of a
 workdir, `<workdir>/checkpoints/<step>` (`locate`). Writes are atomic: orbax
 finalises `params` by renaming a temporary directory, and `model.json` is written last via
 `os.replace`, so a directory with `model.json` and `params/` is always complete.
@@ -20,10 +20,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx
-
-from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
-from faceptor_jax.model.naive import NaiveConfig, NaiveFaceptor
-from faceptor_jax.model.vit import ViTConfig, ViTEncoder
 
 MODEL_FILE = "model.json"
 PARAMS_DIR = "params"
@@ -221,25 +217,6 @@ def _onto(target: dict, values: dict, where: str) -> dict:
     return jax.tree.unflatten(jax.tree.structure(target), leaves)
 
 
-def load_vit_encoder(directory: str | os.PathLike, **overrides: Any) -> ViTEncoder:
-    """A `ViTEncoder` with the weights of a converted FaRL checkpoint.
-
-    `overrides` replace config fields that do not change parameter shapes (dtype,
-    drop_path_rate, attention_impl, remat).
-    """
-    meta = read_meta(directory)
-    if meta.get("kind") != "farl_vit":
-        raise ValueError(f"{directory}: holds a {meta.get('kind')!r} model, expected 'farl_vit'")
-    cfg = dataclasses.replace(ViTConfig(**meta["config"]), **overrides)
-    model = nnx.eval_shape(lambda: ViTEncoder(cfg, rngs=nnx.Rngs(0)))
-    state = nnx.state(model)
-    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
-    values = load_params(directory, target)
-    nnx.replace_by_pure_dict(state, values)
-    nnx.update(model, state)
-    return model
-
-
 def load_losses(directory: str | os.PathLike) -> dict:
     """The loss parameters stored beside the model ({} if none), e.g.
     {"recognition_ms1mv3": {"classifier": [classes, 512]}} (rows are CosFace class centres)."""
@@ -256,35 +233,15 @@ def load_losses(directory: str | os.PathLike) -> dict:
     return ocp.StandardCheckpointer().restore(path)
 
 
-def _restore_into(model: nnx.Module, directory: str | os.PathLike) -> nnx.Module:
+def restore_into(model: nnx.Module, directory: str | os.PathLike) -> nnx.Module:
+    """`model` (e.g. an `nnx.eval_shape` skeleton) with the weights in `directory`: every
+    missing, unexpected or misshapen parameter named in one error. Models are built by
+    `faceptor_jax.model.families`, which knows the model classes; this module does not."""
     state = nnx.state(model)
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
     nnx.replace_by_pure_dict(state, load_params(directory, target))
     nnx.update(model, state)
     return model
-
-
-def load_faceptor(directory: str | os.PathLike, **encoder_overrides: Any) -> nnx.Module:
-    """A `Faceptor` or `NaiveFaceptor` with the weights of a converted checkpoint.
-
-    `encoder_overrides` replace encoder config fields that do not change parameter shapes
-    (dtype, drop_path_rate, attention_impl, remat).
-    """
-    meta = read_meta(directory)
-    kind = meta.get("kind")
-    if kind == "faceptor":
-        cfg = FaceptorConfig.from_dict(meta["config"])
-        cls = Faceptor
-    elif kind == "naive_faceptor":
-        cfg = NaiveConfig.from_dict(meta["config"])
-        cls = NaiveFaceptor
-    else:
-        raise ValueError(
-            f"{directory}: holds a {kind!r} model, expected 'faceptor' or 'naive_faceptor'"
-        )
-    cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, **encoder_overrides))
-    model = nnx.eval_shape(lambda: cls(cfg, rngs=nnx.Rngs(0)))
-    return _restore_into(model, directory)
 
 
 class TrainCheckpoints:

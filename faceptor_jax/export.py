@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from faceptor_jax import checkpoint
+from faceptor_jax.model import families
 
 
 def export(source: str | os.PathLike, out: str | os.PathLike) -> list[str]:
@@ -25,11 +26,11 @@ def export(source: str | os.PathLike, out: str | os.PathLike) -> list[str]:
     if step is None:
         raise ValueError(f"{where}: already a model directory, nothing to export")
     weights = checkpoint.step_dir(where, step)
-    meta = checkpoint.read_meta(weights)
+    kind, family, cfg = families.architecture(weights)  # an unknown kind or bad config: stop
     checkpoint.save_params(
         out,
-        meta["kind"],
-        meta["config"],
+        kind,
+        family.to_dict(cfg),
         checkpoint.load_params(weights),
         extra={"source": weights, "step": step},
         losses=checkpoint.load_losses(weights),

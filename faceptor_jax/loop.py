@@ -21,6 +21,7 @@ from flax import nnx
 
 from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, task_transforms, train
 from faceptor_jax.metric_writer import MetricWriter
+from faceptor_jax.model import families
 
 SourceFactory = Callable[[str, str, int], Any]  # (dataset, split, image size) -> source
 
@@ -178,19 +179,12 @@ def checkpoint_architecture(
     """`config` with the model architecture of a converted/saved model checkpoint (its dims,
     levels and task heads), keeping the config's compute choices (dtype, attention) — so a
     released model evaluates without restating its dimensions."""
-    meta = checkpoint.read_meta(directory)
-    kinds = {"faceptor": "faceptor", "naive_faceptor": "naive"}
-    if meta.get("kind") not in kinds:
-        raise ValueError(f"{directory}: a {meta.get('kind')!r} checkpoint is not a full model")
-    arch = dict(meta["config"])
+    enc = config.model.encoder
+    compute = {"dtype": enc.dtype, "attention_impl": enc.attention_impl, "remat": enc.remat}
+    kind, family, cfg = families.architecture(directory, task_heads=True, **compute)
+    model = family.to_dict(cfg) | {"tasks": tuple(s.name for s in cfg.tasks)}
     config = ml_collections.ConfigDict(config.to_dict())
-    keep = {k: config.model.encoder[k] for k in ("dtype", "attention_impl", "remat")}
-    names = tuple(t["name"] for t in arch.pop("tasks"))
-    model = dict(kind=kinds[meta["kind"]], tasks=names, **arch)
-    model["encoder"] = dict(arch["encoder"]) | keep
-    if "decoder" in arch:
-        model["decoder"] = dict(arch["decoder"]) | {"dtype": config.model.encoder.dtype}
-    config.model = ml_collections.ConfigDict(model)
+    config.model = ml_collections.ConfigDict({"kind": kind, **model})
     return config
 
 

@@ -39,7 +39,6 @@ from flax import nnx
 from faceptor_jax import align, media, preprocess, tasks
 from faceptor_jax.checkpoint import (
     VERIFICATION_FILE,
-    load_faceptor,
     locate,
     read_meta,
     read_verification,
@@ -47,6 +46,7 @@ from faceptor_jax.checkpoint import (
 )
 from faceptor_jax.media import InputError, read_image
 from faceptor_jax.metrics import CELEBA_ATTRIBUTES
+from faceptor_jax.model import families
 from faceptor_jax.outputs import SCHEMA_ID, draw_overlay, save_mask, validate
 
 BUCKETS = (1, 2, 4, 8, 16)  # faces per forward pass are padded up to one of these
@@ -79,7 +79,7 @@ class Predictor:
         # A workdir's step is pinned: training may save newer ones (and drop old) meanwhile.
         self.weights = where if self.step is None else step_dir(where, self.step)
         self.meta = read_meta(self.weights)
-        model = load_faceptor(self.weights)
+        model = families.load(self.weights, task_heads=True)
         specs = {s.name: s for s in model.cfg.tasks}
         names = list(task_names or specs)
         unknown = [n for n in names if n not in specs]

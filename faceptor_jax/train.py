@@ -22,8 +22,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
 from faceptor_jax import losses, optim, sharding, tasks
-from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
-from faceptor_jax.model.naive import NaiveConfig, NaiveFaceptor
+from faceptor_jax.model import families
 from faceptor_jax.optim import OptimConfig, make_optimizer
 
 State = dict[str, Any]
@@ -40,21 +39,23 @@ def model_task_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     return names
 
 
-def model_config(config: ml_collections.ConfigDict) -> FaceptorConfig | NaiveConfig:
+def model_family(config: ml_collections.ConfigDict) -> families.Family:
+    """The family `config.model.kind` names (the multi-task trainer needs task heads)."""
+    return families.with_heads(config.model.kind, "config.model.kind")
+
+
+def model_config(config: ml_collections.ConfigDict) -> families.Config:
+    """`config.model` as its family's config, with the head specs of the model's tasks."""
     m = config.model.to_dict()
-    kind = m.pop("kind")
+    family = model_family(config)
+    m.pop("kind")
     m.pop("tasks", None)
     specs = [dataclasses.asdict(s) for s in tasks.head_specs(model_task_names(config))]
-    if kind == "faceptor":
-        return FaceptorConfig.from_dict(m | {"tasks": specs})
-    if kind == "naive":
-        return NaiveConfig.from_dict(m | {"tasks": specs})
-    raise ValueError(f"config.model.kind {kind!r}: expected 'faceptor' or 'naive'")
+    return family.from_dict(m | {"tasks": specs})
 
 
-def build_model(cfg: FaceptorConfig | NaiveConfig, seed: int) -> nnx.Module:
-    cls = Faceptor if isinstance(cfg, FaceptorConfig) else NaiveFaceptor
-    return cls(cfg, rngs=nnx.Rngs(seed))
+def build_model(config: ml_collections.ConfigDict, seed: int) -> nnx.Module:
+    return model_family(config).build(model_config(config), nnx.Rngs(seed))
 
 
 def optimizer_config(config: ml_collections.ConfigDict) -> OptimConfig:
@@ -197,8 +198,7 @@ class Trainer:
 
 def make_trainer(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Trainer, Any]:
     """The static trainer and an abstract model (for shapes/shardings)."""
-    mcfg = model_config(config)
-    abstract = nnx.eval_shape(lambda: build_model(mcfg, config.seed))
+    abstract = nnx.eval_shape(lambda: build_model(config, config.seed))
     graphdef = nnx.graphdef(abstract)
     n_real, _ = recognition_classes(config, mesh)
     sizes = {name: image_size(config, name) for name in config.tasks}
@@ -226,7 +226,7 @@ def model_description(trainer: Trainer) -> dict:
     rec = [n for n in trainer.config.tasks if tasks.get(n).type.name == "recognition"]
     classes = {rec[0]: trainer.num_classes} if rec else {}
     return {
-        "kind": "faceptor" if isinstance(cfg, FaceptorConfig) else "naive_faceptor",
+        "kind": trainer.config.model.kind,
         "config": dataclasses.replace(cfg, tasks=specs),
         "extra": {"losses": sorted(classes), "recognition_classes": classes},
     }
@@ -274,9 +274,8 @@ def create_state(
     trainer: Trainer, abstract_model: nnx.Module, rules=sharding.DEFAULT_RULES
 ) -> tuple[State, Any]:
     """The initial state, every array created in its sharded place; and its shardings."""
-    mcfg = model_config(trainer.config)
     seed = int(trainer.config.seed)
-    init = lambda: trainer.init_state(build_model(mcfg, seed), seed)
+    init = lambda: trainer.init_state(build_model(trainer.config, seed), seed)
     shapes = jax.eval_shape(init)
     specs = _param_path_specs(shapes, abstract_model, rules, trainer.mesh)
     shardings = jax.tree.map(lambda s: NamedSharding(trainer.mesh, s), specs)

@@ -11,7 +11,8 @@ import pytest
 from configs import tiny
 from convert.__main__ import main as convert_main
 from data import sources as entry
-from faceptor_jax import checkpoint, input_pipeline, landmark_metrics, loop, losses, preprocess
+from faceptor_jax import input_pipeline, landmark_metrics, loop, losses, preprocess
+from faceptor_jax.model import families
 
 FX = os.path.join(os.path.dirname(__file__), "fixtures", "faceptor")
 
@@ -44,7 +45,7 @@ def test_eval_reproduces_direct_computation(converted, tmp_path):
     with open(os.path.join(workdir, "eval_0.json")) as f:
         assert {r["dataset"] for r in json.load(f)["results"]} == {"morph2", "300w"}
 
-    model = checkpoint.load_faceptor(converted)
+    model = families.load(converted, task_heads=True)
     age_batch = input_pipeline.eval_dataset(sources("morph2", "test", 64), "morph2", 8, size=64)[0][
         0
     ]

@@ -11,7 +11,8 @@ from flax import nnx
 
 from convert.__main__ import main as convert_main
 from faceptor_jax import tasks
-from faceptor_jax.checkpoint import load_faceptor, load_losses, read_meta
+from faceptor_jax.checkpoint import load_losses, read_meta
+from faceptor_jax.model import families
 
 FX = "tests/fixtures/faceptor"
 # (fixture file, --variant, task set)
@@ -73,7 +74,7 @@ def converted(request, tmp_path_factory):
 
 def test_every_task_output_matches_the_original(converted):
     key, dst, names = converted
-    model = load_faceptor(dst)
+    model = families.load(dst, task_heads=True)
     out = nnx.jit(lambda m, x: m(x))(model, images_for(names))
     assert set(out) == set(names)
     expected = np.load(f"{FX}/{VARIANTS[key][0]}_expected.npz")

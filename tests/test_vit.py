@@ -11,7 +11,7 @@ import torch
 from flax import nnx
 
 from convert.__main__ import main as convert_main
-from faceptor_jax.checkpoint import load_vit_encoder
+from faceptor_jax.model import families
 from faceptor_jax.model.vit import (
     ViTConfig,
     ViTEncoder,
@@ -44,7 +44,7 @@ def _forward(model: ViTEncoder, images_nchw: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("size", [112, 512])
 def test_every_layer_matches_original(converted, expected, size):
-    model = load_vit_encoder(converted)
+    model = families.get("farl_vit").load(converted)
     tokens = _forward(model, expected[f"input_{size}"])
     want = expected[f"tokens_{size}"]
     assert tokens.shape == want.shape
@@ -53,7 +53,7 @@ def test_every_layer_matches_original(converted, expected, size):
 
 
 def test_feature_maps_match_original_layout(converted, expected):
-    model = load_vit_encoder(converted)
+    model = families.get("farl_vit").load(converted)
     tokens = _forward(model, expected["input_112"])
     maps = patch_tokens(tokens, (7, 7))  # [L, B, 7, 7, D]
     want = expected["features_112"].transpose(0, 1, 3, 4, 2)  # [L, B, D, h, w] -> channels last
@@ -61,7 +61,7 @@ def test_feature_maps_match_original_layout(converted, expected):
 
 
 def test_positional_embedding_resized_like_faceptor(converted, expected):
-    model = load_vit_encoder(converted)
+    model = families.get("farl_vit").load(converted)
     np.testing.assert_allclose(np.asarray(model.pos_embed[...]), expected["pe_1025"], atol=1e-5)
 
 
@@ -72,7 +72,7 @@ def test_clip_image_embedding_end_to_end(tmp_path, expected):
     assert (
         convert_main(["farl", "--src", src, "--dst", dst, "--heads", "4", "--pe_grid", "14"]) == 0
     )
-    tokens = _forward(load_vit_encoder(dst), expected["input_224"])
+    tokens = _forward(families.get("farl_vit").load(dst), expected["input_224"])
     sd = torch.load(src, weights_only=True)["state_dict"]
     cls = tokens[-1][:, 0].astype(np.float64)
     mu, var = cls.mean(-1, keepdims=True), cls.var(-1, keepdims=True)

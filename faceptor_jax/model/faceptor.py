@@ -21,7 +21,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from faceptor_jax.model.heads import HeadSpec, buckets, check_inputs, size_groups, specs_from_dicts
+from faceptor_jax.model.head_spec import (
+    HeadSpec,
+    buckets,
+    check_inputs,
+    size_groups,
+    specs_from_dicts,
+)
 from faceptor_jax.model.interpreters import (
     MapInterpreter,
     RecognitionHead,

@@ -13,6 +13,8 @@ and to train than an unrolled loop, and the scan emits every layer's tokens for 
 
 import dataclasses
 import functools
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +40,10 @@ class ViTConfig:
     drop_path_mode: str = "token"  # "token" (as the original) or "sample"
     attention_impl: str | None = None  # None (auto), "xla", "per_head" or "cudnn"
     remat: bool = False  # recompute block activations in the backward pass
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ViTConfig":
+        return cls(**d)
 
 
 def _cubic_weight(x: np.ndarray, a: float = -0.75) -> np.ndarray:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 
 import jax
 
-from faceptor_jax.model.heads import HeadSpec
+from faceptor_jax.model.head_spec import HeadSpec
 from faceptor_jax.tasks import age, attributes, expression, landmarks, parsing, recognition
 from faceptor_jax.tasks.parsing import CELEBAMASK_LABELS, LAPA_LABELS
 from faceptor_jax.tasks.spec import LossContext, Task, TaskType

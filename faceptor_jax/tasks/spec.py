@@ -6,7 +6,7 @@ from typing import Any
 
 import jax
 
-from faceptor_jax.model.heads import HeadSpec
+from faceptor_jax.model.head_spec import HeadSpec
 
 Decode = Callable[[Mapping[str, jax.Array], "Task"], dict[str, Any]]
 

@@ -20,6 +20,7 @@ class HeadSpec:
     name: task name (also the key of its parameters, e.g. its decoder queries);
     type: recognition | age | attributes | expression | parsing | landmarks;
     kind: Faceptor interpreter — feature (no decoder), value (a logit per query), map (dense);
+    it also picks Naive Faceptor's head (recognition, SwinFace-style, UPerHead);
     input_size: image side in pixels; queries: decoder queries (0 for feature);
     outputs: logits / classes / landmarks / embedding size; output: output module.
     """
