@@ -11,12 +11,13 @@ import numpy as np
 
 from convert.mapping import Rule
 from faceptor_jax.model.swin import SwinConfig
+from faceptor_jax.model.swinface import HEADS, SwinFaceConfig
 
 DROPPED = (
     r".*\.relative_position_index",  # constant, recomputed from the window size
     r".*\.attn_mask",  # constant, recomputed from the grid, window and shift
     r".*\.num_batches_tracked",  # BN step counter (momentum is fixed)
-    r"head\.(weight|bias)",  # the original builds it and never calls it
+    r"(backbone\.)?head\.(weight|bias)",  # the original builds it and never calls it
 )
 
 
@@ -88,4 +89,31 @@ def recognition_rules(src: str = "", dst: str = "") -> list[Rule]:
             out.append(Rule(src + rf"feature\.{i}\.{theirs}", f"{dst}{bn}.{ours}"))
         for theirs, ours in (("running_mean", "mean"), ("running_var", "var")):
             out.append(Rule(src + rf"feature\.{i}\.{theirs}", f"{dst}{bn}.{ours}"))
+    return out
+
+
+def swinface_rules(cfg: SwinFaceConfig) -> list[Rule]:
+    """Every key of the four SwinFace state dicts, prefixed `backbone.`, `fam.`, `tss.`, `om.`
+    (the released container's `state_dict_<part>`), onto a `SwinFace` model."""
+    out = trunk_rules(cfg.encoder, r"backbone\.", "trunk.") + recognition_rules(
+        r"backbone\.", "recognition."
+    )
+    fam, tss = r"fam\.nets\.(?P<layer>\d+)\.", r"tss\.nets\.(?P<layer>\d+)\.feature\."
+    for j in range(len(cfg.level_out)):
+        out.append(
+            Rule(fam + rf"conv\.convs\.{j}\.weight", f"branches.convs.{j}.kernel", _conv_hwio)
+        )
+    for theirs, ours in (("1", "mlp_1"), ("3", "mlp_2")):
+        gate = fam + rf"channel_attention\.mlp\.{theirs}\."
+        out.append(Rule(gate + "weight", f"branches.channel_attention.{ours}.kernel", _linear_t))
+        out.append(Rule(gate + "bias", f"branches.channel_attention.{ours}.bias"))
+    for theirs, ours in (("weight", "scale"), ("bias", "bias"), ("running_mean", "mean"),
+                         ("running_var", "var")):  # fmt: skip
+        out.append(Rule(fam + rf"norm\.{theirs}", f"branches.norm.{ours}"))
+    for theirs, ours in (("0", "subnet_1"), ("3", "subnet_2")):
+        out.append(Rule(tss + rf"{theirs}\.weight", f"branches.{ours}.kernel", _linear_t))
+        out.append(Rule(tss + rf"{theirs}\.bias", f"branches.{ours}.bias"))
+    for k in range(len(HEADS)):
+        out.append(Rule(rf"om\.output_fcs\.{k}\.weight", f"heads.{k}.kernel", _linear_t))
+        out.append(Rule(rf"om\.output_fcs\.{k}\.bias", f"heads.{k}.bias"))
     return out

@@ -276,14 +276,14 @@ class SwinTransformer(nnx.Module):
         return {"stages": tuple(outputs)}
 
 
-def level_maps(stages: tuple[jax.Array, ...]) -> tuple[jax.Array, jax.Array]:
-    """SwinFace's multi-level input: (local [B, g, g, ΣC_<last] — every stage but the last,
-    average-pooled to the last stage's g×g grid and concatenated in stage order —, global: the
-    last stage's map [B, g, g, C_last], before any final norm)."""
+def level_maps(stages: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+    """SwinFace's multi-level input: every stage's map average-pooled to the last stage's g×g
+    grid ([B, g, g, C_i]; the last stage as is, before any final norm). The original
+    concatenates the first three as its "local" features and calls the last "global"."""
     g = stages[-1].shape[1]
-    pooled = []
-    for s in stages[:-1]:
+    out = []
+    for s in stages:
         b, h, _, c = s.shape
         f = h // g
-        pooled.append(s.reshape(b, g, f, g, f, c).mean(axis=(2, 4)) if f > 1 else s)
-    return jnp.concatenate(pooled, axis=-1), stages[-1]
+        out.append(s.reshape(b, g, f, g, f, c).mean(axis=(2, 4)) if f > 1 else s)
+    return tuple(out)

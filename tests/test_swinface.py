@@ -1,0 +1,116 @@
+"""SwinFace (Swin-T + MLCA + subnets + 42 heads): parity with the original on a converted golden
+fixture in the released checkpoint's container, and the output-order trap."""
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from convert import swin as swin_rules
+from convert.mapping import apply_rules, flatten_paths, unflatten_paths
+from convert.torch_reader import load_torch_file, state_dict_from
+from faceptor_jax.model import swin, swinface
+
+FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "swin"
+# The fixture's reduced SwinFace: real depths/windows/shifts/patch, stage widths 8..64, MLCA 64.
+CFG = swinface.SwinFaceConfig(
+    encoder=swin.SwinConfig(embed_dim=8, heads=(1, 2, 4, 8), drop_path_rate=0.0),
+    embed_dim=24,
+    feature_dim=64,
+    level_out=(6, 12, 23, 23),
+)
+PARTS = ("backbone", "fam", "tss", "om")
+
+
+def _state(path=FIXTURE / "swinface.pt") -> dict:
+    container = load_torch_file(path)
+    state = {}
+    for part in PARTS:
+        for k, v in state_dict_from(container[f"state_dict_{part}"], path, None).items():
+            state[f"{part}.{k}"] = v
+    return state
+
+
+def _model(state: dict, cfg=CFG) -> swinface.SwinFace:
+    model = nnx.eval_shape(lambda: swinface.SwinFace(cfg, rngs=nnx.Rngs(0)))
+    skeleton = flatten_paths(nnx.to_pure_dict(nnx.state(model)))
+    flat = apply_rules(state, swin_rules.swinface_rules(cfg), swin_rules.DROPPED, skeleton, "fx")
+    st = nnx.state(model)
+    nnx.replace_by_pure_dict(st, unflatten_paths({k: jnp.asarray(v) for k, v in flat.items()}))
+    nnx.update(model, st)
+    return model
+
+
+@pytest.fixture(scope="module")
+def run():
+    expected = dict(np.load(FIXTURE / "swinface_expected.npz"))
+    model = _model(_state())
+    return model, model.features(jnp.asarray(expected["images"])), expected
+
+
+def _close(got, want, name):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, f"{name}: {got.shape} vs {want.shape}"
+    err = np.abs(got - want)
+    assert np.all(err <= 1e-4 + 1e-4 * np.abs(want)), f"{name}: max abs err {err.max():.3g}"
+
+
+def test_mlca_subnets_and_all_88_logits_match_the_original(run):
+    _, out, expected = run
+    _close(out["embedding"], expected["embedding"], "embedding")
+    _close(out["mlca"], expected["mlca"], "MLCA")
+    _close(out["subnets"], expected["subnets"], "subnets")
+    names = [str(n) for n in expected["names"]]
+    by_name = {name: lg for (_, name, _), lg in zip(swinface.HEADS, out["logits"], strict=True)}
+    assert sum(v.shape[-1] for v in by_name.values()) == 88
+    for i, name in enumerate(names[:-1]):  # the original's dict order; the last is Recognition
+        _close(by_name[name], expected[f"out{i:02d}"], name)
+    _close(out["embedding"], expected[f"out{len(names) - 1:02d}"], "Recognition")
+
+
+def test_one_branch_intermediates(run):
+    """Branch 0's fusion convs and channel gate alone (localises a mismatch)."""
+    model, _, expected = run
+    stages = model.trunk(jnp.asarray(expected["images"]))["stages"]
+    levels = swin.level_maps(stages)
+    branch0 = jax.tree.map(lambda x: x[0], nnx.state(model.branches))
+    b = nnx.merge(nnx.graphdef(model.branches), branch0)
+    conv = jnp.concatenate([c(lv) for c, lv in zip(b.convs, levels, strict=True)], -1)
+    _close(conv, expected["conv0"], "branch 0 fusion conv")
+    _close(b.channel_attention(conv), expected["gate0"], "branch 0 channel gate")
+
+
+def test_task_outputs_follow_the_original_names_not_the_fc_order(run):
+    """Trap: the original's fc order (Gender first) differs from its output order (Age first,
+    Gender 6th); a model that read the heads by position would swap them."""
+    model, _, expected = run
+    names = [str(n) for n in expected["names"]]
+    assert names[0] == "Age" and names[5] == "Gender" and swinface.HEADS[0][1] == "Gender"
+    images = jnp.asarray(expected["images"])
+    tasks = model({"a": images[:1], "b": images[1:]})
+    age = np.concatenate([tasks["a"]["age"], tasks["b"]["age"]])
+    _close(age, expected["out00"][:, 0], "age")
+    attrs = np.concatenate([tasks["a"]["attributes"], tasks["b"]["attributes"]])
+    for i, name in enumerate(swinface.ATTRIBUTES):
+        _close(attrs[:, i], expected[f"out{names.index(name):02d}"], name)
+    expr = np.concatenate([tasks["a"]["expression"], tasks["b"]["expression"]])
+    _close(expr, expected[f"out{names.index('Expression'):02d}"], "expression")
+
+
+def test_training_mode_uses_dropout_and_updates_batch_statistics(run):
+    model, out, expected = run
+    images = jnp.asarray(expected["images"])
+    before = np.asarray(model.branches.norm.mean[...]).copy()
+    train = model.features(images, train=True, rng=jax.random.PRNGKey(0))
+    assert np.abs(np.asarray(train["subnets"]) - np.asarray(out["subnets"])).max() > 1e-3
+    after = np.asarray(model.branches.norm.mean[...])
+    assert after.shape == (11, 64) and np.abs(after - before).max() > 1e-4
+    nnx.update(model, nnx.state(_model(_state())))  # restore for the other tests
+
+
+def test_bad_config_is_clear():
+    with pytest.raises(ValueError, match="must sum to feature_dim"):
+        swinface.SwinFaceConfig(feature_dim=100)
