@@ -7,11 +7,15 @@ constant buffers (relative position index, shift masks, BN step counters) and it
 `head` Linear are dropped deliberately.
 """
 
-import numpy as np
+import re
 
-from convert.mapping import Rule
+import numpy as np
+from flax import nnx
+
+from convert.mapping import Rule, apply_rules, flatten_paths, unflatten_paths
+from convert.torch_reader import CheckpointError, load_torch_file, state_dict_from
 from faceptor_jax.model.swin import SwinConfig
-from faceptor_jax.model.swinface import HEADS, SwinFaceConfig
+from faceptor_jax.model.swinface import HEADS, SwinFace, SwinFaceConfig
 
 DROPPED = (
     r".*\.relative_position_index",  # constant, recomputed from the window size
@@ -117,3 +121,83 @@ def swinface_rules(cfg: SwinFaceConfig) -> list[Rule]:
         out.append(Rule(rf"om\.output_fcs\.{k}\.weight", f"heads.{k}.kernel", _linear_t))
         out.append(Rule(rf"om\.output_fcs\.{k}\.bias", f"heads.{k}.bias"))
     return out
+
+
+PARTS = ("backbone", "fam", "tss", "om")  # the released container's `state_dict_<part>`s
+
+
+def read_swinface(path: str) -> dict[str, np.ndarray]:
+    """A SwinFace training/release checkpoint -> one state dict with keys `<part>.<key>`.
+
+    The optimizer, LR-scheduler and PartialFC (`state_dict_softmax_fc`) states are not read: the
+    class-centre shard is one rank's sample buffer, not a classifier for this model."""
+    container = load_torch_file(path)
+    missing = [
+        p for p in PARTS if not isinstance(container, dict) or f"state_dict_{p}" not in container
+    ]
+    if missing:
+        found = (
+            ", ".join(sorted(container))
+            if isinstance(container, dict)
+            else type(container).__name__
+        )
+        raise CheckpointError(
+            f"{path}: not a SwinFace checkpoint: no "
+            + ", ".join(f"state_dict_{p}" for p in missing)
+            + f" (found: {found})"
+        )
+    state = {}
+    for part in PARTS:
+        for k, v in state_dict_from(container[f"state_dict_{part}"], path, None).items():
+            state[f"{part}.{k}"] = v
+    return state
+
+
+def infer_swinface_config(state: dict[str, np.ndarray], source: str) -> SwinFaceConfig:
+    """Every dimension from tensor shapes (heads from the bias tables, the input size from the
+    first shifted block's mask)."""
+
+    def need(key):
+        if key not in state:
+            raise CheckpointError(f"{source}: not a SwinFace checkpoint: missing {key}")
+        return state[key]
+
+    w = need("backbone.patch_embed.proj.weight")  # [D, 3, p, p]
+    embed, patch = int(w.shape[0]), int(w.shape[-1])
+    stages = sorted(
+        {int(m.group(1)) for k in state if (m := re.match(r"backbone\.layers\.(\d+)\.", k))}
+    )
+    depths, heads = [], []
+    for s in stages:
+        blocks = {
+            int(m.group(1))
+            for k in state
+            if (m := re.match(rf"backbone\.layers\.{s}\.blocks\.(\d+)\.", k))
+        }
+        depths.append(max(blocks) + 1)
+        heads.append(
+            int(need(f"backbone.layers.{s}.blocks.0.attn.relative_position_bias_table").shape[1])
+        )
+    rows = need("backbone.layers.0.blocks.0.attn.relative_position_bias_table").shape[0]
+    window = (round(rows**0.5) + 1) // 2
+    mask = state.get("backbone.layers.0.blocks.1.attn_mask")
+    grid = window * round(mask.shape[0] ** 0.5) if mask is not None else 112 // patch
+    convs = sorted(k for k in state if re.fullmatch(r"fam\.nets\.0\.conv\.convs\.\d+\.weight", k))
+    level_out = tuple(int(state[k].shape[0]) for k in convs)
+    return SwinFaceConfig(
+        encoder=SwinConfig(image_size=grid * patch, patch=patch, embed_dim=embed,
+                           depths=tuple(depths), heads=tuple(heads), window=window),
+        embed_dim=int(need("backbone.feature.2.weight").shape[0]),
+        feature_dim=int(need("fam.nets.0.norm.weight").shape[0]),
+        level_out=level_out,
+    )  # fmt: skip
+
+
+def convert_swinface(state: dict[str, np.ndarray], source: str) -> tuple[SwinFaceConfig, dict]:
+    """SwinFace state (`read_swinface`) -> (config, pure param dict of `SwinFace`)."""
+    cfg = infer_swinface_config(state, source)
+    abstract = nnx.eval_shape(lambda: SwinFace(cfg, rngs=nnx.Rngs(0)))
+    skeleton = flatten_paths(nnx.to_pure_dict(nnx.state(abstract)))
+    flat = apply_rules(state, swinface_rules(cfg), DROPPED, skeleton, source)
+    dtypes = {p: s.dtype for p, s in skeleton.items()}
+    return cfg, unflatten_paths({p: np.asarray(v, dtype=dtypes[p]) for p, v in flat.items()})

@@ -10,36 +10,30 @@ import pytest
 from flax import nnx
 
 from convert import swin as swin_rules
-from convert.mapping import apply_rules, flatten_paths, unflatten_paths
-from convert.torch_reader import load_torch_file, state_dict_from
+from convert.mapping import ConversionError
+from convert.torch_reader import CheckpointError
 from faceptor_jax.model import swin, swinface
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "swin"
 # The fixture's reduced SwinFace: real depths/windows/shifts/patch, stage widths 8..64, MLCA 64.
 CFG = swinface.SwinFaceConfig(
-    encoder=swin.SwinConfig(embed_dim=8, heads=(1, 2, 4, 8), drop_path_rate=0.0),
+    encoder=swin.SwinConfig(embed_dim=8, heads=(1, 2, 4, 8)),
     embed_dim=24,
     feature_dim=64,
     level_out=(6, 12, 23, 23),
 )
-PARTS = ("backbone", "fam", "tss", "om")
 
 
 def _state(path=FIXTURE / "swinface.pt") -> dict:
-    container = load_torch_file(path)
-    state = {}
-    for part in PARTS:
-        for k, v in state_dict_from(container[f"state_dict_{part}"], path, None).items():
-            state[f"{part}.{k}"] = v
-    return state
+    return swin_rules.read_swinface(str(path))
 
 
 def _model(state: dict, cfg=CFG) -> swinface.SwinFace:
+    got, params = swin_rules.convert_swinface(state, "fixture")
+    assert got == cfg  # every dimension inferred from the tensors
     model = nnx.eval_shape(lambda: swinface.SwinFace(cfg, rngs=nnx.Rngs(0)))
-    skeleton = flatten_paths(nnx.to_pure_dict(nnx.state(model)))
-    flat = apply_rules(state, swin_rules.swinface_rules(cfg), swin_rules.DROPPED, skeleton, "fx")
     st = nnx.state(model)
-    nnx.replace_by_pure_dict(st, unflatten_paths({k: jnp.asarray(v) for k, v in flat.items()}))
+    nnx.replace_by_pure_dict(st, jax.tree.map(jnp.asarray, params))
     nnx.update(model, st)
     return model
 
@@ -114,3 +108,22 @@ def test_training_mode_uses_dropout_and_updates_batch_statistics(run):
 def test_bad_config_is_clear():
     with pytest.raises(ValueError, match="must sum to feature_dim"):
         swinface.SwinFaceConfig(feature_dim=100)
+
+
+def test_converter_reads_the_release_container_strictly(tmp_path):
+    import torch
+
+    container = torch.load(FIXTURE / "swinface.pt", weights_only=True)
+    state = _state()
+    state.pop("fam.nets.3.norm.running_var")
+    state["om.output_fcs.42.weight"] = np.zeros((2, 64), np.float32)
+    state["tss.nets.0.feature.0.weight"] = np.zeros((64, 63), np.float32)
+    with pytest.raises(ConversionError) as e:
+        swin_rules.convert_swinface(state, "damaged")
+    text = str(e.value)
+    for needle in ("branches.norm.var", "om.output_fcs.42.weight", "tss.nets.0.feature.0.weight"):
+        assert needle in text
+    del container["state_dict_fam"]
+    torch.save(container, tmp_path / "no_fam.pt")
+    with pytest.raises(CheckpointError, match="no state_dict_fam"):
+        swin_rules.read_swinface(str(tmp_path / "no_fam.pt"))
