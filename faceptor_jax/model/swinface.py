@@ -23,8 +23,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from faceptor_jax.layers import BatchNorm, Conv2d, Linear, dropout
+from faceptor_jax.model.channel_attention import ChannelGate
 from faceptor_jax.model.interpreters import RecognitionHead
-from faceptor_jax.model.naive import ChannelGate  # TEMP until the family branch lands
 from faceptor_jax.model.swin import SwinConfig, SwinTransformer, level_maps
 
 # branch -> its output heads (name, logits), in the original's fc order (fc k = k-th entry).
