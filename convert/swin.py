@@ -12,7 +12,17 @@ import re
 import numpy as np
 from flax import nnx
 
-from convert.mapping import Rule, apply_rules, flatten_paths, unflatten_paths
+from convert.mapping import (
+    Rule,
+    apply_rules,
+    bn_rules,
+    conv_hwio,
+    flatten_paths,
+    linear_rules,
+    mlp_rules,
+    norm_rules,
+    unflatten_paths,
+)
 from convert.torch_reader import CheckpointError, load_torch_file, state_dict_from
 from faceptor_jax.model.swin import SwinConfig
 from faceptor_jax.model.swinface import HEADS, SwinFace, SwinFaceConfig
@@ -25,21 +35,12 @@ DROPPED = (
 )
 
 
-def _linear_t(w: np.ndarray) -> np.ndarray:  # PyTorch Linear [out, in] -> [in, out]
-    return w.T
-
-
-def _conv_hwio(w: np.ndarray) -> np.ndarray:  # PyTorch Conv2d [O, I, kh, kw] -> [kh, kw, I, O]
-    return w.transpose(2, 3, 1, 0)
-
-
 def trunk_rules(cfg: SwinConfig, src: str = "", dst: str = "") -> list[Rule]:
     """Rules for every trunk key under the regex prefix `src`, onto paths under `dst`."""
     out = [
-        Rule(src + r"patch_embed\.proj\.weight", dst + "patch_embed", _conv_hwio),
+        Rule(src + r"patch_embed\.proj\.weight", dst + "patch_embed", conv_hwio),
         Rule(src + r"patch_embed\.proj\.bias", dst + "patch_embed_bias"),
-        Rule(src + r"patch_embed\.norm\.weight", dst + "patch_norm.scale"),
-        Rule(src + r"patch_embed\.norm\.bias", dst + "patch_norm.bias"),
+        *norm_rules(src + r"patch_embed\.norm\.", dst + "patch_norm"),
     ]
     for s, (depth, heads, dim) in enumerate(zip(cfg.depths, cfg.heads, cfg.widths(), strict=True)):
         k = dim // heads
@@ -54,72 +55,53 @@ def trunk_rules(cfg: SwinConfig, src: str = "", dst: str = "") -> list[Rule]:
             return w.T.reshape(h, k, w.shape[0])
 
         for b in range(depth):
-            a, t = src + rf"layers\.{s}\.blocks\.{b}\.", f"{dst}stages.{s}.blocks.{b}."
+            a, o = src + rf"layers\.{s}\.blocks\.{b}\.", f"{dst}stages.{s}.blocks.{b}."
             out += [
-                Rule(a + r"norm1\.weight", t + "norm1.scale"),
-                Rule(a + r"norm1\.bias", t + "norm1.bias"),
-                Rule(a + r"attn\.qkv\.weight", t + "attn.qkv", qkv_w),
-                Rule(a + r"attn\.qkv\.bias", t + "attn.qkv_bias", qkv_b),
-                Rule(a + r"attn\.proj\.weight", t + "attn.proj", proj_w),
-                Rule(a + r"attn\.proj\.bias", t + "attn.proj_bias"),
-                Rule(a + r"attn\.relative_position_bias_table", t + "attn.relative_position_bias"),
-                Rule(a + r"norm2\.weight", t + "norm2.scale"),
-                Rule(a + r"norm2\.bias", t + "norm2.bias"),
-                Rule(a + r"mlp\.fc1\.weight", t + "mlp.fc1", _linear_t),
-                Rule(a + r"mlp\.fc1\.bias", t + "mlp.fc1_bias"),
-                Rule(a + r"mlp\.fc2\.weight", t + "mlp.fc2", _linear_t),
-                Rule(a + r"mlp\.fc2\.bias", t + "mlp.fc2_bias"),
+                *norm_rules(a + r"norm1\.", o + "norm1"),
+                Rule(a + r"attn\.qkv\.weight", o + "attn.qkv", qkv_w),
+                Rule(a + r"attn\.qkv\.bias", o + "attn.qkv_bias", qkv_b),
+                Rule(a + r"attn\.proj\.weight", o + "attn.proj", proj_w),
+                Rule(a + r"attn\.proj\.bias", o + "attn.proj_bias"),
+                Rule(a + r"attn\.relative_position_bias_table", o + "attn.relative_position_bias"),
+                *norm_rules(a + r"norm2\.", o + "norm2"),
+                *mlp_rules(a + r"mlp\.fc1\.", a + r"mlp\.fc2\.", o + "mlp"),
             ]
         if s + 1 < len(cfg.depths):
-            a, t = src + rf"layers\.{s}\.downsample\.", f"{dst}stages.{s}.downsample."
-            out += [
-                Rule(a + r"norm\.weight", t + "norm.scale"),
-                Rule(a + r"norm\.bias", t + "norm.bias"),
-                Rule(a + r"reduction\.weight", t + "reduction.kernel", _linear_t),
-            ]
+            a, o = src + rf"layers\.{s}\.downsample\.", f"{dst}stages.{s}.downsample."
+            out += norm_rules(a + r"norm\.", o + "norm")
+            out += linear_rules(a + r"reduction\.", o + "reduction", bias=False)
     return out
 
 
 def recognition_rules(src: str = "", dst: str = "") -> list[Rule]:
     """Swin's final `norm` + `feature` (Linear, BN1d, Linear, BN1d) -> a RecognitionHead."""
-    out = [
-        Rule(src + r"norm\.weight", dst + "norm.scale"),
-        Rule(src + r"norm\.bias", dst + "norm.bias"),
-        Rule(src + r"feature\.0\.weight", dst + "fc_1.kernel", _linear_t),
-        Rule(src + r"feature\.2\.weight", dst + "fc_2.kernel", _linear_t),
+    return [
+        *norm_rules(src + r"norm\.", dst + "norm"),
+        *linear_rules(src + r"feature\.0\.", dst + "fc_1", bias=False),
+        *bn_rules(src + r"feature\.1\.", dst + "bn_1"),
+        *linear_rules(src + r"feature\.2\.", dst + "fc_2", bias=False),
+        *bn_rules(src + r"feature\.3\.", dst + "bn_2"),
     ]
-    for i, bn in (("1", "bn_1"), ("3", "bn_2")):
-        for theirs, ours in (("weight", "scale"), ("bias", "bias")):
-            out.append(Rule(src + rf"feature\.{i}\.{theirs}", f"{dst}{bn}.{ours}"))
-        for theirs, ours in (("running_mean", "mean"), ("running_var", "var")):
-            out.append(Rule(src + rf"feature\.{i}\.{theirs}", f"{dst}{bn}.{ours}"))
-    return out
 
 
 def swinface_rules(cfg: SwinFaceConfig) -> list[Rule]:
     """Every key of the four SwinFace state dicts, prefixed `backbone.`, `fam.`, `tss.`, `om.`
-    (the released container's `state_dict_<part>`), onto a `SwinFace` model."""
-    out = trunk_rules(cfg.encoder, r"backbone\.", "trunk.") + recognition_rules(
-        r"backbone\.", "recognition."
-    )
+    (the released container's `state_dict_<part>`), onto a `SwinFace` model; `fam.nets.<i>` and
+    `tss.nets.<i>` fill slice i of the stacked branches."""
+    out = trunk_rules(cfg.encoder, r"backbone\.", "trunk.")
+    out += recognition_rules(r"backbone\.", "recognition.")
     fam, tss = r"fam\.nets\.(?P<layer>\d+)\.", r"tss\.nets\.(?P<layer>\d+)\.feature\."
     for j in range(len(cfg.level_out)):
         out.append(
-            Rule(fam + rf"conv\.convs\.{j}\.weight", f"branches.convs.{j}.kernel", _conv_hwio)
+            Rule(fam + rf"conv\.convs\.{j}\.weight", f"branches.convs.{j}.kernel", conv_hwio)
         )
-    for theirs, ours in (("1", "mlp_1"), ("3", "mlp_2")):
-        gate = fam + rf"channel_attention\.mlp\.{theirs}\."
-        out.append(Rule(gate + "weight", f"branches.channel_attention.{ours}.kernel", _linear_t))
-        out.append(Rule(gate + "bias", f"branches.channel_attention.{ours}.bias"))
-    for theirs, ours in (("weight", "scale"), ("bias", "bias"), ("running_mean", "mean"),
-                         ("running_var", "var")):  # fmt: skip
-        out.append(Rule(fam + rf"norm\.{theirs}", f"branches.norm.{ours}"))
-    for theirs, ours in (("0", "subnet_1"), ("3", "subnet_2")):
-        out.append(Rule(tss + rf"{theirs}\.weight", f"branches.{ours}.kernel", _linear_t))
-        out.append(Rule(tss + rf"{theirs}\.bias", f"branches.{ours}.bias"))
+    out += linear_rules(fam + r"channel_attention\.mlp\.1\.", "branches.channel_attention.mlp_1")
+    out += linear_rules(fam + r"channel_attention\.mlp\.3\.", "branches.channel_attention.mlp_2")
+    out += bn_rules(fam + r"norm\.", "branches.norm")
+    out += linear_rules(tss + r"0\.", "branches.subnet_1")
+    out += linear_rules(tss + r"3\.", "branches.subnet_2")
     for k in range(len(HEADS)):
-        out.append(Rule(rf"om\.output_fcs\.{k}\.weight", f"heads.{k}.kernel", _linear_t))
-        out.append(Rule(rf"om\.output_fcs\.{k}\.bias", f"heads.{k}.bias"))
+        out += linear_rules(rf"om\.output_fcs\.{k}\.", f"heads.{k}")
     return out
 
 
