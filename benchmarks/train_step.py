@@ -34,6 +34,7 @@ from ml_collections import config_flags
 from benchmarks import flops as flops_lib
 from data import sources as entry
 from faceptor_jax import input_pipeline, loop, sharding, train
+from faceptor_jax.trainers import multitask
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Config to benchmark.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (after one compile step).")
@@ -66,7 +67,7 @@ def _host_batch(config, trainer, mesh) -> tuple[dict, dict]:
     if config.data.source == "tfds" and not config.data.data_dir:
         print("no --config.data.data_dir: synthetic faces")
         config.data.source = "synthetic"
-    sources = loop.check_sources(config, entry.make_sources(config))
+    sources = multitask.check_sources(config, entry.make_sources(config))
     datasets = {n: t.dataset for n, t in config.tasks.items()}
     ds, layouts = input_pipeline.mixed_dataset(
         sources, {d: config.tasks[t].batch_size for t, d in datasets.items()}, 1,
@@ -116,7 +117,7 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     scaled_batch_sizes(config, _SCALE.value)
     mesh = loop.mesh_from_config(config)
-    loop.validate(config, mesh)
+    multitask.validate(config, mesh)
     trainer, abstract = train.make_trainer(config, mesh)
     host, layouts = _host_batch(config, trainer, mesh)
     datasets = {n: t.dataset for n, t in config.tasks.items()}
@@ -133,7 +134,7 @@ def main(argv: list[str]) -> None:
     with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
         state, shardings = train.create_state(trainer, abstract)
         n_params = sum(x.size for x in jax.tree.leaves(state["params"]))
-        batch = loop._to_task_batch(input_pipeline.to_global(host, mesh, layouts), datasets)
+        batch = multitask._to_task_batch(input_pipeline.to_global(host, mesh, layouts), datasets)
         flops = flops_lib.count(trainer.train_step, state, batch)
         step = jax.jit(trainer.train_step, donate_argnums=0, out_shardings=(shardings, None))
         if original is None:

@@ -19,9 +19,9 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, task_transforms, train
+from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, train
 from faceptor_jax.metric_writer import MetricWriter
-from faceptor_jax.model import families
+from faceptor_jax.trainers import multitask
 
 SourceFactory = Callable[[str, str, int], Any]  # (dataset, split, image size) -> source
 
@@ -39,62 +39,18 @@ def mesh_from_config(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
     return sharding.make_mesh(shape)
 
 
-def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
-    """Config errors a user can fix, raised before any compute."""
-    train.model_task_names(config)  # unknown task names
-    task_transforms.check_policy(config.data.get("augment", "original"), "config.data.augment")
-    dp = input_pipeline.data_parallel_size(mesh)
-    for name, t in config.tasks.items():
-        if t.batch_size % jax.process_count():
-            raise ValueError(
-                f"task {name}: batch {t.batch_size} is not divisible by the "
-                f"{jax.process_count()} processes"
-            )
-        if t.batch_size % dp and t.batch_size >= dp:
-            raise ValueError(
-                f"task {name}: batch {t.batch_size} is not divisible by the mesh's data axes "
-                f"(data×fsdp = {dp}); use a multiple of {dp} or a batch smaller than {dp}"
-            )
-
-
-def check_sources(config: ml_collections.ConfigDict, sources: SourceFactory) -> dict:
-    """Open every task's training source (a missing dataset fails here, before any compute)."""
-    out = {}
-    for name, t in config.tasks.items():
-        out[t.dataset] = sources(t.dataset, "train", train.image_size(config, name))
-    return out
-
-
-def _to_task_batch(batch: Mapping, datasets: Mapping[str, str]) -> dict:
-    """{dataset: batch} from the pipeline -> {task: batch} for the model."""
-    return {task: batch[ds] for task, ds in datasets.items()}
-
-
 def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str, sources: SourceFactory
 ) -> dict:
     """Train `config` in `workdir`; returns the last logged metrics (host floats)."""
     mesh = mesh_from_config(config)
-    validate(config, mesh)
-    train_sources = check_sources(config, sources)
+    multitask.validate(config, mesh)
+    train_sources = multitask.check_sources(config, sources)
     os.makedirs(workdir, exist_ok=True)
     trainer, abstract_model = train.make_trainer(config, mesh)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
         state, shardings = train.create_state(trainer, abstract_model)
-    datasets = {name: t.dataset for name, t in config.tasks.items()}
-    ds, layouts = input_pipeline.mixed_dataset(
-        train_sources,
-        {d: config.tasks[t].batch_size for t, d in datasets.items()},
-        int(config.total_steps),
-        seed=int(config.seed),
-        data_parallel=input_pipeline.data_parallel_size(mesh),
-        sizes={d: trainer.image_sizes[t] for t, d in datasets.items()},
-        augment=config.data.get("augment", "original"),
-    )
-    iterator = input_pipeline.make_iterator(
-        ds, num_threads=config.data.threads, prefetch=config.data.prefetch,
-        workers=config.data.workers,
-    )  # fmt: skip
+    iterator, layouts, datasets = multitask.pipeline(config, train_sources, mesh, trainer)
     ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints, config.keep_every)
     start = ckpts.latest_step() or 0
     if start:
@@ -117,7 +73,7 @@ def train_and_evaluate(
         with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
             for step in range(start, total):
                 batch = input_pipeline.to_global(next(iterator), mesh, layouts)
-                state, metrics = step_fn(state, _to_task_batch(batch, datasets))
+                state, metrics = step_fn(state, multitask._to_task_batch(batch, datasets))
                 pending.append(metrics)
                 done = step + 1
                 if done % config.log_every == 0 or done == total or preempted["flag"]:
@@ -173,21 +129,6 @@ def _log(writer: MetricWriter, pending: list, state: Mapping, step: int, total: 
     return mean
 
 
-def checkpoint_architecture(
-    config: ml_collections.ConfigDict, directory: str
-) -> ml_collections.ConfigDict:
-    """`config` with the model architecture of a converted/saved model checkpoint (its dims,
-    levels and task heads), keeping the config's compute choices (dtype, attention) — so a
-    released model evaluates without restating its dimensions."""
-    enc = config.model.encoder
-    compute = {"dtype": enc.dtype, "attention_impl": enc.attention_impl, "remat": enc.remat}
-    kind, family, cfg = families.architecture(directory, task_heads=True, **compute)
-    model = family.to_dict(cfg) | {"tasks": tuple(s.name for s in cfg.tasks)}
-    config = ml_collections.ConfigDict(config.to_dict())
-    config.model = ml_collections.ConfigDict({"kind": kind, **model})
-    return config
-
-
 def evaluate_only(config: ml_collections.ConfigDict, workdir: str, sources: SourceFactory) -> list:
     """Evaluate the newest training checkpoint in `workdir`, or else `config.init.checkpoint`
     (a converted released model, or another run's workdir); prints the tables and writes them
@@ -203,8 +144,8 @@ def evaluate_only(config: ml_collections.ConfigDict, workdir: str, sources: Sour
             "nothing to evaluate"
         )
     if not step:
-        config = checkpoint_architecture(config, config.init.checkpoint)
-    validate(config, mesh)
+        config = multitask.checkpoint_architecture(config, config.init.checkpoint)
+    multitask.validate(config, mesh)
     trainer, abstract_model = train.make_trainer(config, mesh)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
         state, shardings = train.create_state(trainer, abstract_model)

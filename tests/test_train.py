@@ -14,6 +14,7 @@ from configs import tiny
 from data import sources as entry
 from faceptor_jax import input_pipeline, loop, sharding, train
 from faceptor_jax.checkpoint import flatten_paths
+from faceptor_jax.trainers import multitask
 
 
 def micro_config(steps: int = 4):
@@ -68,7 +69,7 @@ def _losses_on_mesh(shape):
         step = jax.jit(trainer.train_step, donate_argnums=0, out_shardings=(shardings, None))
         for i in range(2):
             batch = input_pipeline.to_global(ds[i], mesh, layouts)
-            state, metrics = step(state, loop._to_task_batch(batch, datasets))
+            state, metrics = step(state, multitask._to_task_batch(batch, datasets))
             out.append({k: float(v) for k, v in jax.device_get(metrics).items()})
     return out
 
@@ -123,7 +124,7 @@ def test_unknown_task_is_named_before_any_compute():
     config = micro_config()
     config.tasks["age_imdb"] = dict(config.tasks.age_morph2)
     with pytest.raises(ValueError, match=r"unknown task 'age_imdb'; valid tasks: .*age_morph2"):
-        loop.validate(config, sharding.make_mesh((8, 1, 1)))
+        multitask.validate(config, sharding.make_mesh((8, 1, 1)))
 
 
 def test_batch_not_divisible_by_the_data_axes():
@@ -132,14 +133,14 @@ def test_batch_not_divisible_by_the_data_axes():
     with pytest.raises(
         ValueError, match=r"age_morph2: batch 12 is not divisible .* \(data×fsdp = 8\)"
     ):
-        loop.validate(config, sharding.make_mesh((8, 1, 1)))
+        multitask.validate(config, sharding.make_mesh((8, 1, 1)))
 
 
 def test_missing_dataset_is_named(tmp_path):
     config = micro_config()
     config.data.source, config.data.data_dir = "tfds", str(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"morph2: no built dataset"):
-        loop.check_sources(config, entry.make_sources(config))
+        multitask.check_sources(config, entry.make_sources(config))
 
 
 def test_nonfinite_loss_names_step_and_task(tmp_path):
@@ -183,7 +184,7 @@ def test_stage2_backward_skips_frozen_parameters():
     full = dataclasses.replace(trainer, config=full_config)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
         state, _ = train.create_state(trainer, abstract)
-        batch = loop._to_task_batch(input_pipeline.to_global(ds[0], mesh, layouts), datasets)
+        batch = multitask._to_task_batch(input_pipeline.to_global(ds[0], mesh, layouts), datasets)
         args = (state["params"], state["model_state"], batch, state["rng"])
 
         def grads(t):

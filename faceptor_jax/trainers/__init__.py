@@ -1,0 +1,1 @@
+"""Trainers: one recipe each, sharing the run loop in `loop.py`."""
