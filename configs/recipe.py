@@ -70,9 +70,12 @@ def tasks(batch: dict[str, int], loss_weight: dict[str, float] | None = None, **
 def base_config() -> ml_collections.ConfigDict:
     """Everything but the model, tasks and optimizer numbers of a specific recipe."""
     c = ml_collections.ConfigDict()
+    c.trainer = "multitask"  # faceptor_jax.trainers.TRAINERS: the recipe's state, step and data
     c.seed = 2048
     c.total_steps = 50000
     c.mesh = (-1, 1, 1)  # (data, fsdp, model); -1 = all remaining devices
+    # ((logical axis, mesh axis | (mesh axes) | None), ...); None: sharding.DEFAULT_RULES
+    c.sharding_rules = None
     c.init = ml_collections.ConfigDict(dict(farl="", checkpoint=""))
     c.data = ml_collections.ConfigDict(
         dict(

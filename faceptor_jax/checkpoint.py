@@ -245,8 +245,9 @@ def restore_into(model: nnx.Module, directory: str | os.PathLike) -> nnx.Module:
 
 
 class TrainCheckpoints:
-    """Training checkpoints in `<workdir>/checkpoints/<step>/{state,data}`: the whole train state
-    (params, optimizer, step, RNG) and every process's data-iterator position.
+    """Training checkpoints in `<workdir>/checkpoints/<step>/{state,data}`: the trainer's whole
+    state (params, optimizer, step, RNG) and, for a trainer that has one to save, every
+    process's data-iterator position.
 
     Saves are asynchronous and atomic (orbax writes `<step>.orbax-checkpoint-tmp` and renames it
     when complete; unfinished ones are removed at start-up). Keeps the latest `keep` and every
@@ -271,12 +272,13 @@ class TrainCheckpoints:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, step: int, state: Any, data_iterator: Any) -> None:
-        args = ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=self._grain.checkpoint.CheckpointSave(data_iterator),
-        )
-        self.manager.save(step, args=args, force=True)
+    def save(self, step: int, state: Any, data_iterator: Any = None) -> None:
+        """`state` (any pytree of global arrays) and, when given, the data iterator's position
+        (a trainer whose stream restarts from the step saves none)."""
+        items = {"state": ocp.args.StandardSave(state)}
+        if data_iterator is not None:
+            items["data"] = self._grain.checkpoint.CheckpointSave(data_iterator)
+        self.manager.save(step, args=ocp.args.Composite(**items), force=True)
 
     def restore(self, step: int, state: Any, shardings: Any, data_iterator: Any = None) -> Any:
         """The saved state, placed like `state` (shapes/dtypes) with `shardings`; with a

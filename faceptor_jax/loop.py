@@ -1,17 +1,18 @@
-"""The training loop: mesh, state, data, checkpoints, logging, periodic evaluation, preemption.
+"""The run every trainer shares: mesh, state, data, checkpoints, logging, evaluation, preemption.
 
-`train_and_evaluate(config, workdir)` resumes from the newest checkpoint in `workdir` (params,
-optimizer, step, RNG and the data iterator's position), so a restarted run continues exactly
-where it stopped. SIGTERM saves a checkpoint and exits cleanly. `<workdir>/model.json` describes
-the model as a converted model directory's does, so a workdir loads wherever a model directory
-does (predict, `--config.init.checkpoint`, `python -m faceptor_jax.export`).
+`train_and_evaluate(config, workdir, sources)` takes its trainer from `config.trainer`
+(`faceptor_jax.trainers`): the trainer gives the state, the step, the data and the evaluation;
+this loop gives the rest. It resumes from the newest checkpoint in `workdir` (the trainer's whole
+state — params, optimizer, step, RNG — and the data iterator's position), so a restarted run
+continues exactly where it stopped. SIGTERM saves a checkpoint and exits cleanly. A trainer's
+`<workdir>/model.json` describes the model as a converted model directory's does, so a workdir
+loads wherever a model directory does (predict, `--config.init.checkpoint`,
+`python -m faceptor_jax.export`).
 """
 
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import jax
 import ml_collections
@@ -19,11 +20,9 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, train
+from faceptor_jax import checkpoint, sharding, trainers
 from faceptor_jax.metric_writer import MetricWriter
-from faceptor_jax.trainers import multitask
-
-SourceFactory = Callable[[str, str, int], Any]  # (dataset, split, image size) -> source
+from faceptor_jax.trainers.spec import Rules, SourceFactory, Trainer
 
 
 def mesh_from_config(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
@@ -39,29 +38,46 @@ def mesh_from_config(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
     return sharding.make_mesh(shape)
 
 
+def sharding_rules(config: ml_collections.ConfigDict) -> Rules:
+    """`config.sharding_rules` (logical axis -> mesh axes), or else `sharding.DEFAULT_RULES`."""
+    rules = config.get("sharding_rules")
+    return sharding.DEFAULT_RULES if rules is None else sharding.check_rules(rules)
+
+
+class NonFiniteLoss(FloatingPointError):
+    pass
+
+
 def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str, sources: SourceFactory
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    sources: SourceFactory,
+    trainer: Trainer | None = None,
 ) -> dict:
-    """Train `config` in `workdir`; returns the last logged metrics (host floats)."""
+    """Train `config` in `workdir` with `trainer` (default: the one `config.trainer` names);
+    returns the last logged metrics (host floats)."""
+    trainer = trainer or trainers.get(config)
     mesh = mesh_from_config(config)
-    multitask.validate(config, mesh)
-    train_sources = multitask.check_sources(config, sources)
+    rules = sharding_rules(config)
+    trainer.validate(config, mesh)
+    opened = trainer.open_sources(config, sources)
     os.makedirs(workdir, exist_ok=True)
-    trainer, abstract_model = train.make_trainer(config, mesh)
-    with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
-        state, shardings = train.create_state(trainer, abstract_model)
-    iterator, layouts, datasets = multitask.pipeline(config, train_sources, mesh, trainer)
+    run, state, shardings = trainer.create(config, mesh, rules)
     ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints, config.keep_every)
     start = ckpts.latest_step() or 0
+    data = trainer.data(run, opened, mesh, start)
+    saved_data = data.iterator if data.checkpointed else None
     if start:
-        state = ckpts.restore(start, state, shardings, iterator)
+        state = ckpts.restore(start, state, shardings, saved_data)
         logging.info("resumed from %s at step %d", workdir, start)
     else:
-        state = checkpoint.init_from(config.init, state)
-    if jax.process_index() == 0:  # after a successful restore: the description fits the weights
-        checkpoint.write_meta(workdir, **train.model_description(trainer))
+        state = trainer.initialize(config, state)
+    description = trainer.description(run)
+    if description is not None and jax.process_index() == 0:
+        # After a successful restore: the description fits the weights.
+        checkpoint.write_meta(workdir, **description)
 
-    step_fn = jax.jit(trainer.train_step, donate_argnums=0, out_shardings=(shardings, None))
+    step_fn = jax.jit(run.train_step, donate_argnums=0, out_shardings=(shardings, None))
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
     preempted = {"flag": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: preempted.update(flag=True))
@@ -70,26 +86,25 @@ def train_and_evaluate(
     last: dict = {}
     t0, s0 = time.perf_counter(), start
     try:
-        with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
+        with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
             for step in range(start, total):
-                batch = input_pipeline.to_global(next(iterator), mesh, layouts)
-                state, metrics = step_fn(state, multitask._to_task_batch(batch, datasets))
+                state, metrics = step_fn(state, data.to_device(next(data.iterator)))
                 pending.append(metrics)
                 done = step + 1
                 if done % config.log_every == 0 or done == total or preempted["flag"]:
-                    last = _log(writer, pending, state, done, total, t0, s0)
+                    last = _log(trainer, writer, pending, state, done, total, t0, s0)
                     pending, t0, s0 = [], time.perf_counter(), done
                 save = done % config.checkpoint_every == 0 or done == total
                 if save or preempted["flag"]:
-                    ckpts.save(done, state, iterator)
+                    ckpts.save(done, state, saved_data)
                 if preempted["flag"]:
                     logging.warning("SIGTERM: saved step %d, exiting", done)
                     break
                 if (config.eval_every and done % config.eval_every == 0) or (
                     done == total and config.eval_at_end
                 ):
-                    results = evaluate.evaluate(trainer, state, config, sources, workdir, done)
-                    writer.write_scalars(done, evaluate.flat_scalars(results))
+                    _, scalars = trainer.evaluate(run, state, sources, workdir, done)
+                    writer.write_scalars(done, scalars)
     finally:
         signal.signal(signal.SIGTERM, previous)
         ckpts.close()
@@ -97,44 +112,40 @@ def train_and_evaluate(
     return last
 
 
-class NonFiniteLoss(FloatingPointError):
-    pass
-
-
-def _log(writer: MetricWriter, pending: list, state: Mapping, step: int, total: int, t0, s0):
+def _log(
+    trainer: Trainer, writer: MetricWriter, pending: list, state, step: int, total: int, t0, s0
+):
     """One host sync per log interval: mean of the window's metrics (rate over the window since
-    `t0`/step `s0`), non-finite check."""
+    `t0`/step `s0`), the trainer's non-finite check."""
     host = jax.device_get(pending)
-    bad_step, bad_task = (int(v) for v in jax.device_get(state["nonfinite"]))
-    if bad_step >= 0:
-        names = sorted(k.removeprefix("loss/") for k in host[0] if k.startswith("loss/"))
-        names.remove("total")
-        raise NonFiniteLoss(
-            f"non-finite loss at step {bad_step + 1} in task {names[bad_task]} "
-            "(the update was skipped; the run stops here — check the data and the learning rate)"
-        )
+    problem = trainer.nonfinite(state, host)
+    if problem:
+        raise NonFiniteLoss(problem)
     mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
     rate = (step - s0) / max(time.perf_counter() - t0, 1e-9)
     eta = (total - step) / max(rate, 1e-9)
     mean["steps_per_sec"] = rate
     writer.write_scalars(step, mean)
-    tasks = " ".join(
-        f"{k.removeprefix('loss/')}={v:.4g}" for k, v in mean.items() if k.startswith("loss/")
-    )
     eta_text = time.strftime("%H:%M:%S", time.gmtime(eta))
     writer.print(
-        f"step {step}/{total} | {rate:.2f} steps/s | ETA {eta_text}"
-        f" | grad_norm {mean['grad_norm']:.3g} | {tasks}"
+        f"step {step}/{total} | {rate:.2f} steps/s | ETA {eta_text} | {trainer.summary(mean)}"
     )
     return mean
 
 
-def evaluate_only(config: ml_collections.ConfigDict, workdir: str, sources: SourceFactory) -> list:
+def evaluate_only(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    sources: SourceFactory,
+    trainer: Trainer | None = None,
+) -> list:
     """Evaluate the newest training checkpoint in `workdir`, or else `config.init.checkpoint`
-    (a converted released model, or another run's workdir); prints the tables and writes them
-    to `workdir`. For a model checkpoint, the verification threshold is also stored beside it,
-    where predict reads it (`checkpoint.VERIFICATION_FILE`)."""
+    (a converted released model, or another run's workdir), with the trainer's evaluation (the
+    multi-task one prints the tables, writes them to `workdir` and, for a model checkpoint,
+    stores the verification threshold beside it, where predict reads it)."""
+    trainer = trainer or trainers.get(config)
     mesh = mesh_from_config(config)
+    rules = sharding_rules(config)
     ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints)
     step = ckpts.latest_step()
     if not step and not config.init.checkpoint:
@@ -144,24 +155,15 @@ def evaluate_only(config: ml_collections.ConfigDict, workdir: str, sources: Sour
             "nothing to evaluate"
         )
     if not step:
-        config = multitask.checkpoint_architecture(config, config.init.checkpoint)
-    multitask.validate(config, mesh)
-    trainer, abstract_model = train.make_trainer(config, mesh)
-    with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
-        state, shardings = train.create_state(trainer, abstract_model)
+        config = trainer.config_for_model(config, config.init.checkpoint)
+    trainer.validate(config, mesh)
+    run, state, shardings = trainer.create(config, mesh, rules)
+    with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
         if step:
             state = ckpts.restore(step, state, shardings)
         else:
-            state, step = checkpoint.init_from(config.init, state), 0
+            state, step = trainer.initialize(config, state), 0
         ckpts.close()
-        results = evaluate.evaluate(trainer, state, config, sources, workdir, step)
-    record = evaluate.protocol_threshold(results, step, os.path.join(workdir, f"eval_{step}.json"))
-    if not step and record and jax.process_index() == 0:
-        where, trained = checkpoint.locate(config.init.checkpoint)  # a workdir's: its step
-        record = record if trained is None else record | {"step": trained}
-        try:
-            path = checkpoint.write_verification(where, record)
-            logging.info("verification threshold %.4f -> %s", record["threshold"], path)
-        except OSError as e:  # e.g. a read-only model directory: predict falls back, says so
-            logging.warning("cannot store the verification threshold beside the model: %s", e)
+        model_dir = None if step else config.init.checkpoint
+        results, _ = trainer.evaluate(run, state, sources, workdir, step, model_dir)
     return results

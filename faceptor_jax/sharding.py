@@ -39,6 +39,34 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
 )
 
 
+def check_rules(rules: Any, where: str = "config.sharding_rules") -> tuple[tuple[str, Any], ...]:
+    """`rules` as a rules table like `DEFAULT_RULES`, or one error naming the bad entry: each
+    entry is (logical axis, mesh axis | tuple of mesh axes | None), each logical axis once."""
+    known = tuple(name for name, _ in DEFAULT_RULES)
+    out: list[tuple[str, Any]] = []
+    for entry in rules:
+        if not (isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], str)):
+            raise ValueError(f"{where}: {entry!r} is not a (logical axis, mesh axes) pair")
+        name, target = entry
+        if name not in known:
+            raise ValueError(f"{where}: unknown logical axis {name!r}; valid: {', '.join(known)}")
+        if name in dict(out):
+            raise ValueError(f"{where}: logical axis {name!r} is mapped twice")
+        if target is not None and not isinstance(target, str | tuple | list):
+            raise ValueError(f"{where}: {name!r} -> {target!r}: expected a mesh axis or None")
+        members = (target,) if isinstance(target, str) else tuple(target or ())
+        for m in members:
+            if m not in MESH_AXES:
+                raise ValueError(
+                    f"{where}: {name!r} -> {target!r}: {m!r} is not a mesh axis; valid: "
+                    f"{', '.join(MESH_AXES)}"
+                )
+        if len(set(members)) < len(members):
+            raise ValueError(f"{where}: {name!r} -> {target!r} names a mesh axis twice")
+        out.append((name, target if target is None or isinstance(target, str) else members))
+    return tuple(out)
+
+
 def make_mesh(shape: Sequence[int], devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A (data, fsdp, model) mesh with Auto axes (GSPMD style; jax 0.10 defaults to Explicit)."""
     if len(shape) != 3:

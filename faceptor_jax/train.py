@@ -1,4 +1,4 @@
-"""The multi-task train step and the state it updates (pure functions; the loop is in `loop.py`).
+"""The multi-task train step and the state it updates (pure; its seam is trainers/multitask.py).
 
 State: a dict pytree `{step, params: {model, loss}, model_state, opt, rng, nonfinite}` —
 `params.model` is the NNX model's Params, `params.loss` the loss-owned weights (CosFace's class

@@ -1,16 +1,25 @@
-"""The supervised multi-task trainer's side of the run loop (its config checks, data, model
-architecture from a checkpoint); `train.py` holds its state and step."""
+"""The supervised multi-task trainer (Faceptor, Naive Faceptor): its side of the run loop.
 
-from collections.abc import Callable, Mapping
+`train.py` holds its state `{step, params: {model, loss}, model_state, opt, rng, nonfinite}` and
+its step; here are its config checks, its data (the mixed `{task: batch}` stream, whose grain
+iterator position is saved with every checkpoint), its non-finite stop (the step and task the
+state recorded), its progress line (grad norm, every task's loss), `model.json` (the model's
+kind and config, so a workdir loads like a model directory), and its evaluation (every task's
+test protocol; the verification threshold stored beside an evaluated model directory).
+"""
+
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import ml_collections
+from absl import logging
+from flax import nnx
 
-from faceptor_jax import input_pipeline, task_transforms, train
+from faceptor_jax import checkpoint, evaluate, input_pipeline, task_transforms, train
 from faceptor_jax.model import families
-
-SourceFactory = Callable[[str, str, int], Any]  # (dataset, split, image size) -> source
+from faceptor_jax.trainers.spec import Data, Rules, SourceFactory
 
 
 def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
@@ -76,3 +85,81 @@ def checkpoint_architecture(
     config = ml_collections.ConfigDict(config.to_dict())
     config.model = ml_collections.ConfigDict({"kind": kind, **model})
     return config
+
+
+class MultiTask:
+    """The `Trainer` (trainers/spec.py) of the multi-task recipes; its run is a `train.Trainer`."""
+
+    def validate(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
+        validate(config, mesh)
+
+    def open_sources(self, config: ml_collections.ConfigDict, sources: SourceFactory) -> dict:
+        return check_sources(config, sources)
+
+    def create(
+        self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, rules: Rules
+    ) -> tuple[train.Trainer, train.State, Any]:
+        trainer, abstract_model = train.make_trainer(config, mesh)
+        with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
+            state, shardings = train.create_state(trainer, abstract_model, rules)
+        return trainer, state, shardings
+
+    def initialize(self, config: ml_collections.ConfigDict, state: train.State) -> train.State:
+        return checkpoint.init_from(config.init, state)
+
+    def data(self, run: train.Trainer, opened: dict, mesh: jax.sharding.Mesh, start: int) -> Data:
+        del start  # the grain iterator's saved position says where it resumes
+        iterator, layouts, datasets = pipeline(run.config, opened, mesh, run)
+        # `input_pipeline.to_global` looked up per call: tests stand in for it (a preemption).
+        to_device = lambda host: _to_task_batch(
+            input_pipeline.to_global(host, mesh, layouts), datasets
+        )
+        return Data(iterator=iterator, to_device=to_device)
+
+    def nonfinite(self, state: train.State, metrics: Sequence[Mapping[str, Any]]) -> str | None:
+        bad_step, bad_task = (int(v) for v in jax.device_get(state["nonfinite"]))
+        if bad_step < 0:
+            return None
+        names = sorted(k.removeprefix("loss/") for k in metrics[0] if k.startswith("loss/"))
+        names.remove("total")
+        return (
+            f"non-finite loss at step {bad_step + 1} in task {names[bad_task]} "
+            "(the update was skipped; the run stops here — check the data and the learning rate)"
+        )
+
+    def summary(self, mean: Mapping[str, float]) -> str:
+        tasks = " ".join(
+            f"{k.removeprefix('loss/')}={v:.4g}" for k, v in mean.items() if k.startswith("loss/")
+        )
+        return f"grad_norm {mean['grad_norm']:.3g} | {tasks}"
+
+    def description(self, run: train.Trainer) -> dict:
+        return train.model_description(run)
+
+    def evaluate(
+        self, run: train.Trainer, state: train.State, sources: SourceFactory, workdir: str,
+        step: int, model_dir: str | None = None,
+    ) -> tuple[list, dict[str, float]]:  # fmt: skip
+        results = evaluate.evaluate(run, state, run.config, sources, workdir, step)
+        if model_dir:
+            _store_threshold(results, step, workdir, model_dir)
+        return results, evaluate.flat_scalars(results)
+
+    def config_for_model(
+        self, config: ml_collections.ConfigDict, directory: str
+    ) -> ml_collections.ConfigDict:
+        return checkpoint_architecture(config, directory)
+
+
+def _store_threshold(results: list, step: int, workdir: str, model_dir: str) -> None:
+    """The verification threshold beside the evaluated model (`checkpoint.VERIFICATION_FILE`),
+    where predict reads it."""
+    record = evaluate.protocol_threshold(results, step, os.path.join(workdir, f"eval_{step}.json"))
+    if record and jax.process_index() == 0:
+        where, trained = checkpoint.locate(model_dir)  # a workdir's: its step
+        record = record if trained is None else record | {"step": trained}
+        try:
+            path = checkpoint.write_verification(where, record)
+            logging.info("verification threshold %.4f -> %s", record["threshold"], path)
+        except OSError as e:  # e.g. a read-only model directory: predict falls back, says so
+            logging.warning("cannot store the verification threshold beside the model: %s", e)
