@@ -33,7 +33,7 @@ from ml_collections import config_flags
 
 from benchmarks import flops as flops_lib
 from data import sources as entry
-from faceptor_jax import input_pipeline, loop, sharding, train
+from faceptor_jax import input_pipeline, loop, train
 from faceptor_jax.trainers import multitask
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Config to benchmark.")
@@ -131,8 +131,9 @@ def main(argv: list[str]) -> None:
             _REFERENCE.value, config, trainer.image_sizes, trainer.weights, batches,
             threads=_REF_THREADS.value,
         )  # fmt: skip
-    with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
-        state, shardings = train.create_state(trainer, abstract)
+    rules = loop.sharding_rules(config)
+    with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
+        state, shardings = train.create_state(trainer, abstract, rules)
         n_params = sum(x.size for x in jax.tree.leaves(state["params"]))
         batch = multitask._to_task_batch(input_pipeline.to_global(host, mesh, layouts), datasets)
         flops = flops_lib.count(trainer.train_step, state, batch)
