@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, task_transforms, train
+from faceptor_jax import checkpoint, evaluate, input_pipeline, sharding, tasks, train
 from faceptor_jax.metric_writer import MetricWriter
 from faceptor_jax.model import families
 
@@ -42,7 +42,7 @@ def mesh_from_config(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
 def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
     """Config errors a user can fix, raised before any compute."""
     train.model_task_names(config)  # unknown task names
-    task_transforms.check_policy(config.data.get("augment", "original"), "config.data.augment")
+    tasks.crops.check_policy(config.data.get("augment", "original"), "config.data.augment")
     dp = input_pipeline.data_parallel_size(mesh)
     for name, t in config.tasks.items():
         if t.batch_size % jax.process_count():
@@ -58,16 +58,16 @@ def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None
 
 
 def check_sources(config: ml_collections.ConfigDict, sources: SourceFactory) -> dict:
-    """Open every task's training source (a missing dataset fails here, before any compute)."""
-    out = {}
+    """{task: training stream}: every task's training source opened (a missing dataset fails
+    here, before any compute); tasks reading one dataset at one size share one source."""
+    opened, out = {}, {}
     for name, t in config.tasks.items():
-        out[t.dataset] = sources(t.dataset, "train", train.image_size(config, name))
+        size = train.image_size(config, name)
+        dataset = tasks.get(name).dataset
+        if (dataset, size) not in opened:
+            opened[dataset, size] = sources(dataset, "train", size)
+        out[name] = input_pipeline.Stream(opened[dataset, size], t.batch_size, size, name)
     return out
-
-
-def _to_task_batch(batch: Mapping, datasets: Mapping[str, str]) -> dict:
-    """{dataset: batch} from the pipeline -> {task: batch} for the model."""
-    return {task: batch[ds] for task, ds in datasets.items()}
 
 
 def train_and_evaluate(
@@ -81,14 +81,11 @@ def train_and_evaluate(
     trainer, abstract_model = train.make_trainer(config, mesh)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
         state, shardings = train.create_state(trainer, abstract_model)
-    datasets = {name: t.dataset for name, t in config.tasks.items()}
     ds, layouts = input_pipeline.mixed_dataset(
         train_sources,
-        {d: config.tasks[t].batch_size for t, d in datasets.items()},
         int(config.total_steps),
         seed=int(config.seed),
         data_parallel=input_pipeline.data_parallel_size(mesh),
-        sizes={d: trainer.image_sizes[t] for t, d in datasets.items()},
         augment=config.data.get("augment", "original"),
     )
     iterator = input_pipeline.make_iterator(
@@ -117,7 +114,7 @@ def train_and_evaluate(
         with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
             for step in range(start, total):
                 batch = input_pipeline.to_global(next(iterator), mesh, layouts)
-                state, metrics = step_fn(state, _to_task_batch(batch, datasets))
+                state, metrics = step_fn(state, batch)
                 pending.append(metrics)
                 done = step + 1
                 if done % config.log_every == 0 or done == total or preempted["flag"]:
