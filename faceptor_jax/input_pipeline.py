@@ -187,14 +187,13 @@ class _Zip:
 
 
 def stream_keys(streams: Mapping[str, Stream]) -> dict[str, str]:
-    """{task: RNG key}: the dataset's name for the first task reading it (so a one-task-per-
-    dataset config keeps its batches), the task's name for every later task on that dataset
-    (its own shuffle and augmentation, as if it read a second copy of the dataset)."""
-    seen, keys = set(), {}
-    for task, s in streams.items():
-        keys[task] = s.reads if s.reads not in seen else task
-        seen.add(s.reads)
-    return keys
+    """{task: RNG key}: the dataset's name for the dataset's first task in `tasks.TASKS` (every
+    task of the published recipes: their batches stay as they were), the task's name for any
+    other task on that dataset (its own shuffle and augmentation, as if it read a second copy)."""
+    first: dict[str, str] = {}
+    for name, t in tasks.TASKS.items():
+        first.setdefault(t.dataset, name)
+    return {task: s.reads if first.get(s.reads) == task else task for task, s in streams.items()}
 
 
 def mixed_dataset(

@@ -170,6 +170,8 @@ def test_lapa(tmp_path):
     assert sorted(train) == ["train.a", "val.b"]
     np.testing.assert_array_equal(train["val.b"]["landmarks"], pts)
     assert common.decode(train["val.b"]["mask"], "L").max() == 10
+    test = _by_name(_read(b, "test"))
+    np.testing.assert_array_equal(test["test.c"]["landmarks"], pts)  # 106 points in both splits
 
 
 def _hrnet_csv(rows, k):
