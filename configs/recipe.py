@@ -69,7 +69,7 @@ def base_config() -> ml_collections.ConfigDict:
             synthetic_cache=False,  # keep rendered faces in memory (small sets, many epochs)
         )
     )
-    c.recognition_classes = 93431
+    c.recognition_classes = 0  # CosFace classes; 0: the dataset's identities
     c.trainable = ""  # regex on parameter paths: when set, only matching parameters train
     c.log_every = 10
     c.eval_every = 2500

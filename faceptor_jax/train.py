@@ -156,6 +156,7 @@ class Trainer:
         for name, b in batch.items():
             task = tasks.get(name)
             ctx = tasks.LossContext(
+                task=name,
                 image_size=self.image_sizes[name],
                 mesh=self.mesh,
                 params=params["loss"].get(name, {}),

@@ -37,9 +37,13 @@ def decode(raw: Mapping[str, jax.Array], task: Task) -> dict:
     return {"embedding": e, "embedding_normalized": e / jnp.maximum(norm, 1e-12)}
 
 
-def classes(config) -> int:
-    """Identities of the CosFace classifier: `config.recognition_classes`."""
-    return int(config.recognition_classes)
+def classes(config, task: str) -> int:
+    """Identities of the CosFace classifier: `config.recognition_classes`, or with 0 there the
+    task's dataset's (`datasets.Dataset.identities`)."""
+    from faceptor_jax import tasks  # the task table imports this file
+
+    n = int(config.get("recognition_classes", 0))
+    return n or datasets.get(tasks.get(task).dataset).identities
 
 
 def loss(raw: Mapping[str, jax.Array], batch: Mapping[str, jax.Array], ctx: LossContext):
@@ -49,12 +53,12 @@ def loss(raw: Mapping[str, jax.Array], batch: Mapping[str, jax.Array], ctx: Loss
         ctx.params["classifier"],
         batch["label"],
         ctx.mesh,
-        num_classes=classes(ctx.config),
+        num_classes=classes(ctx.config, ctx.task),
     )
 
 
 def _init(task: str, config, mesh, key: jax.Array) -> dict:
-    padded = losses.padded_num_classes(classes(config), mesh.shape["model"])
+    padded = losses.padded_num_classes(classes(config, task), mesh.shape["model"])
     dim = int(config.model.embed_dim)
     bound = dim**-0.5  # PyTorch's default init of the classifier: U(±1/√512)
     w = jax.random.uniform(key, (padded, dim), minval=-bound)
@@ -62,7 +66,7 @@ def _init(task: str, config, mesh, key: jax.Array) -> dict:
 
 
 def _describe(task: str, config) -> dict:
-    return {"recognition_classes": {task: classes(config)}}
+    return {"recognition_classes": {task: classes(config, task)}}
 
 
 def _export(tree: dict, task: str, meta: Mapping) -> dict:

@@ -34,10 +34,11 @@ class Crop:
 
 @dataclasses.dataclass(frozen=True)
 class LossContext:
-    """What a task's loss needs besides outputs and labels: image_size, the side of the model's
-    input images (512 in the recipes; smaller in CPU demos); mesh; params, this task's own loss
-    weights (`LossParams`, {} for none); config, the run's config (static numbers)."""
+    """What a task's loss needs besides outputs and labels: task, its name; image_size, the side
+    of the model's input images (512 in the recipes; smaller in CPU demos); mesh; params, this
+    task's own loss weights (`LossParams`, {} for none); config, the run's config (static)."""
 
+    task: str
     image_size: int
     mesh: Any = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
