@@ -20,7 +20,7 @@ from absl import flags
 
 from data.synthetic_faces import SyntheticFaces
 from faceptor_jax import input_pipeline as ip
-from faceptor_jax import task_transforms
+from faceptor_jax import tasks
 
 RECIPES = {  # global batch per dataset (the original's per-GPU batch x its GPUs)
     "tiny": {"ms1mv3": 8, "morph2": 4, "celeba": 4, "affectnet": 4, "rafdb": 2,
@@ -30,22 +30,28 @@ RECIPES = {  # global batch per dataset (the original's per-GPU batch x its GPUs
 }  # fmt: skip
 
 
+# dataset -> the first task that reads it (the transform the benchmark times)
+TASK_OF = {t.dataset: name for name, t in reversed(tasks.TASKS.items())}
+
+
 def per_dataset(sources, names, samples: int, sizes) -> dict[str, float]:
     out = {}
     for name in names:
         src = sources[name]
         rng = np.random.default_rng(0)
-        task_transforms.transform(name, src[0], rng, True, sizes.get(name))  # warm-up
+        tasks.transform(TASK_OF[name], src[0], rng, True, sizes.get(name))  # warm-up
         t = time.perf_counter()
         for i in range(samples):
-            task_transforms.transform(name, src[i % len(src)], rng, True, sizes.get(name))
+            tasks.transform(TASK_OF[name], src[i % len(src)], rng, True, sizes.get(name))
         out[name] = samples / (time.perf_counter() - t)
     return out
 
 
 def mixed(sources, batches, steps: int, threads: int, workers: int, sizes) -> float:
-    ds, _ = ip.mixed_dataset(sources, batches, steps + 2, process_index=0, process_count=1,
-                             sizes=sizes)  # fmt: skip
+    streams = {
+        TASK_OF[n]: ip.Stream(sources[n], b, sizes.get(n), TASK_OF[n]) for n, b in batches.items()
+    }
+    ds, _ = ip.mixed_dataset(streams, steps + 2, process_index=0, process_count=1)
     it = ip.make_iterator(ds, num_threads=threads, prefetch=2 * threads, workers=workers)
     next(it)
     t = time.perf_counter()

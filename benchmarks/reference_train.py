@@ -35,6 +35,7 @@ import numpy as np
 
 from benchmarks import reference
 from faceptor_jax import losses, tasks
+from faceptor_jax.tasks import recognition
 
 YAML = "expreiments/faceptor/stage_1/train_recog_age_biattr_affect_parsing_align_plus.yaml"
 CLIP_NORM = 5.0  # hard-coded in the original's Solver.run
@@ -90,7 +91,7 @@ def _task_cfgs(config, names, yaml_tasks: Mapping, sizes: Mapping, weights: Mapp
         kw = loss["kwargs"]
         if task.type.name == "recognition":
             kw.update(in_features=int(config.model.embed_dim))
-            kw.update(out_features=int(config.recognition_classes))
+            kw.update(out_features=recognition.classes(config, name))
         if task.type.name == "landmarks":  # heatmap side and radius scale with the input
             s = sizes[name] / kw["input_size"]
             kw.update(input_size=sizes[name], heatmap_size=round(kw["heatmap_size"] * s))

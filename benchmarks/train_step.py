@@ -63,17 +63,14 @@ def scaled_batch_sizes(config, scale: float) -> None:
 
 
 def _host_batch(config, trainer, mesh) -> tuple[dict, dict]:
-    """({dataset: one batch} on the host, the arrays' layouts), from the config's pipeline."""
+    """({task: one batch} on the host, the arrays' layouts), from the config's pipeline."""
     if config.data.source == "tfds" and not config.data.data_dir:
         print("no --config.data.data_dir: synthetic faces")
         config.data.source = "synthetic"
-    sources = multitask.check_sources(config, entry.make_sources(config))
-    datasets = {n: t.dataset for n, t in config.tasks.items()}
+    streams = multitask.check_sources(config, entry.make_sources(config))
     ds, layouts = input_pipeline.mixed_dataset(
-        sources, {d: config.tasks[t].batch_size for t, d in datasets.items()}, 1,
-        data_parallel=input_pipeline.data_parallel_size(mesh),
-        sizes={d: trainer.image_sizes[t] for t, d in datasets.items()},
-    )  # fmt: skip
+        streams, 1, data_parallel=input_pipeline.data_parallel_size(mesh)
+    )
     return ds[0], layouts
 
 
@@ -120,13 +117,12 @@ def main(argv: list[str]) -> None:
     multitask.validate(config, mesh)
     trainer, abstract = train.make_trainer(config, mesh)
     host, layouts = _host_batch(config, trainer, mesh)
-    datasets = {n: t.dataset for n, t in config.tasks.items()}
     images = sum(t.batch_size for t in config.tasks.values())
     original = None
     if _REFERENCE.value:
         from benchmarks.reference_train import OriginalTrainer
 
-        batches = {t: host[d] for t, d in datasets.items()}
+        batches = dict(host)
         original = OriginalTrainer(
             _REFERENCE.value, config, trainer.image_sizes, trainer.weights, batches,
             threads=_REF_THREADS.value,
@@ -135,7 +131,7 @@ def main(argv: list[str]) -> None:
     with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
         state, shardings = train.create_state(trainer, abstract, rules)
         n_params = sum(x.size for x in jax.tree.leaves(state["params"]))
-        batch = multitask._to_task_batch(input_pipeline.to_global(host, mesh, layouts), datasets)
+        batch = input_pipeline.to_global(host, mesh, layouts)
         flops = flops_lib.count(trainer.train_step, state, batch)
         step = jax.jit(trainer.train_step, donate_argnums=0, out_shardings=(shardings, None))
         if original is None:

@@ -8,25 +8,6 @@ loss_weight_t / Σ_{t'∈T} loss_weight_t' · task_weight_T, and the total loss 
 
 import ml_collections
 
-# dataset-level task name -> (dataset of data/ and the input pipeline, image size)
-DATASET = {
-    "recognition_ms1mv3": "ms1mv3",
-    "age_morph2": "morph2",
-    "age_utkface": "utkface",
-    "attributes_celeba": "celeba",
-    "expression_affectnet": "affectnet",
-    "expression_rafdb": "rafdb",
-    "expression_ferplus": "ferplus",
-    "parsing_celebamaskhq": "celebamask_hq",
-    "parsing_lapa": "lapa",
-    "landmarks_300w": "ibug300w",
-    "landmarks_cofw": "cofw",
-    "landmarks_wflw": "wflw",
-    "landmarks_aflw": "aflw19",
-}
-# Verification sets evaluated for recognition (only those present are used).
-VERIFICATION = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "mlfw")
-
 
 def encoder(drop_path_rate: float = 0.2, **overrides) -> dict:
     """FaRL ViT-B/16 with the 32×32 positional grid of 512-px inputs."""
@@ -53,10 +34,10 @@ def decoder(**overrides) -> dict:
 
 
 def tasks(batch: dict[str, int], loss_weight: dict[str, float] | None = None, **extra) -> dict:
-    """Per-task entries; the loss weight defaults to the batch size as in every original YAML."""
+    """Per-task entries (task names of `faceptor_jax.tasks.TASKS`, which say the dataset each
+    reads); the loss weight defaults to the batch size as in every original YAML."""
     return {
         name: dict(
-            dataset=DATASET[name],
             batch_size=bs,
             loss_weight=float((loss_weight or {}).get(name, bs)),
             eval_batch_size=32,
@@ -91,7 +72,7 @@ def base_config() -> ml_collections.ConfigDict:
             synthetic_cache=False,  # keep rendered faces in memory (small sets, many epochs)
         )
     )
-    c.recognition_classes = 93431
+    c.recognition_classes = 0  # CosFace classes; 0: the dataset's identities
     c.trainable = ""  # regex on parameter paths: when set, only matching parameters train
     c.log_every = 10
     c.eval_every = 2500

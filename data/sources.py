@@ -3,7 +3,7 @@
 
 def make_sources(config):
     """(dataset, split, image size) -> random-access source, synthetic or built TFDS."""
-    from faceptor_jax import input_pipeline, task_transforms
+    from faceptor_jax import datasets, input_pipeline
 
     data = config.data
     if data.source == "synthetic":
@@ -22,9 +22,7 @@ def make_sources(config):
             raise ValueError("config.data.source='tfds' needs --config.data.data_dir")
 
         def built(dataset: str, split: str, size: int):
-            spec = task_transforms.spec(dataset)
-            name = spec.train_split if split == "train" else spec.test_split
-            return input_pipeline.open_tfds(data.data_dir, dataset, name)
+            return input_pipeline.open_tfds(data.data_dir, dataset, datasets.split(dataset, split))
 
         return built
     raise ValueError(f"config.data.source {data.source!r}: expected 'synthetic' or 'tfds'")

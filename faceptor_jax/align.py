@@ -2,7 +2,7 @@
 
 Points are (x, y) pixels with pixel centres at integers, in the order eye (image-left), eye
 (image-right), nose tip, mouth corner (image-left), mouth corner (image-right) — the order of
-yuface, of insightface's ArcFace template and of `preprocess.FACE_TEMPLATE`.
+yuface and of the task types' crop templates (`tasks.crops`).
 """
 
 import dataclasses
@@ -12,17 +12,6 @@ from PIL import Image
 
 from faceptor_jax import preprocess
 
-# insightface's 112×112 ArcFace reference points (recognition, age, attributes, expression crops).
-ARCFACE_TEMPLATE = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    np.float32,
-)
 DETECT_MAX_SIDE = 960  # yuface warns above this; larger images are detected on a downscaled copy
 
 
@@ -55,26 +44,6 @@ def detect_faces(rgb: np.ndarray, conf: float = 0.5) -> list[Detection]:
         pts = np.asarray(p, np.float32).reshape(5, 2) / scale
         out.append(Detection(float(c) / 100.0, box, pts))
     return sorted(out, key=lambda d: -d.score)
-
-
-def arcface_matrix(points5: np.ndarray, size: int = 112) -> np.ndarray:
-    """5 points -> 3×3 similarity onto the ArcFace template scaled to a size² crop."""
-    return preprocess.umeyama_similarity(points5, ARCFACE_TEMPLATE * (size / 112.0))
-
-
-def align_matrix(task_type: str, points5: np.ndarray, size: int) -> np.ndarray:
-    """The crop each task was trained on: ArcFace crops for the 112-px face-level tasks, the
-    LaPa-style 5-point template (`preprocess.face_align_matrix`) for parsing and landmarks."""
-    if task_type in ("parsing", "landmarks"):
-        return preprocess.face_align_matrix(points5, size)
-    return arcface_matrix(points5, size)
-
-
-def normalize_crop(task_type: str, crop: np.ndarray) -> np.ndarray:
-    """uint8 crop -> the model input: mean/std 0.5 (112-px tasks) or CLIP statistics."""
-    if task_type in ("parsing", "landmarks"):
-        return preprocess.normalize(crop, preprocess.CLIP_MEAN, preprocess.CLIP_STD)
-    return preprocess.normalize(crop, preprocess.HALF_MEAN, preprocess.HALF_STD)
 
 
 def crop_footprint(matrix: np.ndarray, size: int, hw: tuple[int, int]) -> tuple[int, ...]:

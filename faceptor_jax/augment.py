@@ -205,25 +205,42 @@ def center_square(img: Image.Image) -> Image.Image:
     return img.crop((left, top, left + side, top + side))
 
 
-def attribute_train(rng: np.random.Generator, image: np.ndarray, size: int = 112) -> np.ndarray:
+def attribute_train(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    size: int = 112,
+    mean: np.ndarray = preprocess.HALF_MEAN,
+    std: np.ndarray = preprocess.HALF_STD,
+) -> np.ndarray:
     """uint8 HWC -> float32 [size,size,3]: the original's 112-px training transform."""
     img = center_square(Image.fromarray(image)).resize((size, size), _BICUBIC)
     if rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     img = rand_augment(rng, img)
-    x = preprocess.normalize(np.asarray(img), preprocess.HALF_MEAN, preprocess.HALF_STD)
+    x = preprocess.normalize(np.asarray(img), mean, std)
     return random_erasing(rng, x)
 
 
-def attribute_test(image: np.ndarray, size: int = 112) -> np.ndarray:
-    """Resize([size,size]) bilinear (PIL) -> normalise 0.5/0.5."""
+def attribute_test(
+    image: np.ndarray,
+    size: int = 112,
+    mean: np.ndarray = preprocess.HALF_MEAN,
+    std: np.ndarray = preprocess.HALF_STD,
+) -> np.ndarray:
+    """Resize([size,size]) bilinear (PIL) -> normalise (0.5/0.5 for the ArcFace crops)."""
     img = Image.fromarray(image)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR)
-    return preprocess.normalize(np.asarray(img), preprocess.HALF_MEAN, preprocess.HALF_STD)
+    return preprocess.normalize(np.asarray(img), mean, std)
 
 
-def recognition_train(rng: np.random.Generator, image: np.ndarray, size: int = 112) -> np.ndarray:
+def recognition_train(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    size: int = 112,
+    mean: np.ndarray = preprocess.HALF_MEAN,
+    std: np.ndarray = preprocess.HALF_STD,
+) -> np.ndarray:
     """Resize (no-op at 112) -> RandomHorizontalFlip(0.5) -> normalise 0.5/0.5."""
-    x = attribute_test(image, size)
+    x = attribute_test(image, size, mean, std)
     return preprocess.hflip_image(x) if rng.random() < 0.5 else x

@@ -23,7 +23,7 @@ from flax import nnx
 
 MODEL_FILE = "model.json"
 PARAMS_DIR = "params"
-LOSSES_DIR = "losses"  # loss parameters (the CosFace classifier), apart from the model
+LOSSES_DIR = "losses"  # loss parameters per task (a classifier), apart from the model
 # The verification protocol's threshold for this model, written by evaluation, read by predict.
 VERIFICATION_FILE = "verification.json"
 TRAIN_DIR = "checkpoints"  # a training workdir's `TrainCheckpoints`: <workdir>/checkpoints/<step>
@@ -218,15 +218,21 @@ def _onto(target: dict, values: dict, where: str) -> dict:
 
 
 def load_losses(directory: str | os.PathLike) -> dict:
-    """The loss parameters stored beside the model ({} if none), e.g.
-    {"recognition_ms1mv3": {"classifier": [classes, 512]}} (rows are CosFace class centres)."""
+    """The loss parameters stored beside the model, {task: tree} ({} if none), e.g.
+    {"recognition_ms1mv3": {"classifier": [classes, 512]}}. A training step's are exported by
+    their task type's hooks (`LossParams.export`: padding cut to what model.json states)."""
     where, step = locate(directory)
-    if step is not None:  # training's padded CosFace matrix, cut to the real classes
-        classes = read_meta(where).get("recognition_classes", {})
-        if not classes:
+    if step is not None:
+        meta = read_meta(where)
+        if not meta.get("losses"):
             return {}
-        w = _restore_trained(where, step, ("params", "loss"))["params"]["loss"]["cosface"]
-        return {name: {"classifier": w[:n]} for name, n in classes.items()}
+        from faceptor_jax import tasks  # lazy: tasks sit above this module's readers
+
+        trained = _restore_trained(where, step, ("params", "loss"))["params"]["loss"]
+        return {
+            name: tasks.get(name).type.loss_params.export(tree, name, meta)
+            for name, tree in trained.items()
+        }
     path = os.path.join(where, LOSSES_DIR)
     if not os.path.isdir(path):
         return {}
@@ -346,7 +352,8 @@ def _fill(target: dict, source: dict, what: str) -> tuple[dict, list[str]]:
 def init_from(init: Any, state: dict) -> dict:
     """Initialise a fresh train state from converted/trained weights (`config.init`):
     `init.checkpoint` — a Faceptor / Naive Faceptor checkpoint directory (all model weights,
-    BatchNorm statistics and the CosFace classifier where present); `init.farl` — a FaRL
+    BatchNorm statistics and, per task of the same name, the loss parameters it stores, filled
+    by the task type's `LossParams.load`); `init.farl` — a FaRL
     encoder checkpoint (the encoder only). Parameters the source lacks keep their random init
     and are logged (as the original's strict=False load)."""
     from absl import logging
@@ -369,17 +376,15 @@ def init_from(init: Any, state: dict) -> dict:
             if missing and key == "checkpoint":
                 logging.warning("%s: %d %s entries not in the checkpoint keep their init: %s",
                                 directory, len(missing), part, ", ".join(missing[:8]))  # fmt: skip
-        classifier = load_losses(directory).get("recognition_ms1mv3", {}).get("classifier")
         params = {"model": merged["params"], "loss": dict(state["params"]["loss"])}
-        if classifier is not None and "cosface" in params["loss"]:
-            w = params["loss"]["cosface"]
-            if classifier.shape[0] > w.shape[0] or classifier.shape[1] != w.shape[1]:
-                raise ValueError(
-                    f"{directory}: CosFace classifier {tuple(classifier.shape)} does not fit the "
-                    f"configured {tuple(w.shape)} (config.recognition_classes, model.embed_dim)"
-                )
-            padded = jax.numpy.zeros(w.shape, w.dtype).at[: classifier.shape[0]].set(classifier)
-            params["loss"]["cosface"] = jax.device_put(padded, w.sharding)
+        stored = load_losses(directory)
+        if params["loss"] and stored:
+            from faceptor_jax import tasks  # lazy: tasks sit above this module's readers
+
+            for name, tree in params["loss"].items():
+                if name in stored:
+                    hooks = tasks.get(name).type.loss_params
+                    params["loss"][name] = hooks.load(stored[name], tree, directory)
         state |= {"params": params, "model_state": merged["model_state"]}
         logging.info("initialised from %s (%s)", directory, meta.get("kind"))
     return state

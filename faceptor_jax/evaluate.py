@@ -1,10 +1,10 @@
 """Evaluation of every configured task with the paper's protocols; tables + JSON in the workdir.
 
-Each task's test split runs through the model in eval mode (BatchNorm running statistics, no
-dropout or DropPath) in batches; its task file turns outputs + labels into a mergeable
-accumulator and the accumulator into the paper's numbers. Recognition is evaluated on the
-verification sets (image + flipped image embeddings, 10-fold accuracy). Padded rows of the last
-batch are dropped before scoring.
+Generic over task types: each task's test sets (its dataset's test split, or the type's
+`test_sets`, e.g. recognition's verification sets) run through the model in eval mode (BatchNorm
+running statistics, no dropout or DropPath) in batches of the type's `eval_images`; its task file
+turns outputs + labels into a mergeable accumulator and the accumulator into the paper's numbers.
+Padded rows of the last batch are dropped before scoring.
 """
 
 import os
@@ -12,17 +12,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
 from faceptor_jax import accumulators, checkpoint, input_pipeline, report, tasks
-from faceptor_jax.verification import VerificationAccumulator
 
 SourceFactory = Callable[[str, str, int], Any]
-VERIFICATION_SETS = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "mlfw")
 
 
 def _host(tree: Any) -> Any:
@@ -36,65 +33,51 @@ def _select(tree: Mapping, keep: np.ndarray) -> dict:
     return {k: np.asarray(v)[keep] for k, v in tree.items()}
 
 
-def _batches(source, dataset: str, batch_size: int, size: int, mesh, limit: int):
+def _batches(source, task: str, dataset: str, batch_size: int, size: int, mesh, limit: int):
     ds, layout = input_pipeline.eval_dataset(
-        source, dataset, batch_size,
-        data_parallel=input_pipeline.data_parallel_size(mesh), size=size,
-    )  # fmt: skip
+        input_pipeline.Stream(source, batch_size, size, task, dataset),
+        data_parallel=input_pipeline.data_parallel_size(mesh),
+    )
     n = len(ds) if not limit else min(len(ds), limit)
     for i in range(n):
-        yield input_pipeline.to_global({dataset: ds[i]}, mesh, {dataset: layout})[dataset]
+        yield input_pipeline.to_global({task: ds[i]}, mesh, {task: layout})[task]
 
 
-def _verification(forward, name, source, vset, batch_size, size, mesh, limit) -> report.Result:
-    acc, issame = None, {}
-    for batch in _batches(source, vset, batch_size, size, mesh, limit):
-        a, b = batch["image_a"], batch["image_b"]
-        images = jnp.concatenate([a, b, a[:, :, ::-1], b[:, :, ::-1]])  # + horizontal flips
-        emb = _host(forward({name: images})[name]["embedding"])
-        host = _host({k: batch[k] for k in ("index", "valid", "issame")})
-        keep = np.asarray(host["valid"], bool)
-        e = emb.reshape(4, -1, emb.shape[-1])[:, keep]
-        pair = np.asarray(host["index"])[keep]
-        index = np.concatenate([2 * pair, 2 * pair + 1])
-        part = VerificationAccumulator.from_batch(
-            index, np.concatenate([e[0], e[1]]), np.concatenate([e[2], e[3]])
-        )
-        acc = part if acc is None else acc.merge(part)
-        issame.update(zip(pair.tolist(), np.asarray(host["issame"])[keep].tolist(), strict=True))
-    same = np.array([issame[i] for i in sorted(issame)], bool)
-    return report.Result("verification", vset, acc.compute(same))
+def _score(forward, name: str, source, dataset: str, batch_size: int, size: int, mesh, limit):
+    """One test set through the model -> the task type's merged accumulator (None if empty)."""
+    kind = tasks.get(name).type
+    acc = None
+    for batch in _batches(source, name, dataset, batch_size, size, mesh, limit):
+        out = kind.eval_rows(_host(forward({name: kind.eval_images(batch)})[name]))
+        host = _host(batch)
+        keep = np.asarray(host.pop("valid"), bool)
+        part = kind.evaluate(_select(out, keep), _select(host, keep), dataset, size)
+        acc = part if acc is None else accumulators.merge_all([acc, part])
+    return acc
 
 
 def evaluate_task(
     forward, name: str, task_cfg: ml_collections.ConfigDict, sources: SourceFactory,
     size: int, mesh, limit: int = 0,
 ) -> list[report.Result]:  # fmt: skip
-    """One task's test split (recognition: every verification set that exists)."""
+    """One task's test sets: its dataset's test split, or the type's `test_sets` that exist
+    (recognition: the verification sets)."""
     task = tasks.get(name)
-    if task.type.name == "recognition":
-        results = []
-        for vset in VERIFICATION_SETS:
-            try:
-                source = sources(vset, "test", size)
-            except (FileNotFoundError, KeyError) as e:
-                logging.info("verification set %s skipped: %s", vset, e)
-                continue
-            bs = task_cfg.eval_batch_size
-            results.append(_verification(forward, name, source, vset, bs, size, mesh, limit))
-        return results
-    dataset = task_cfg.dataset
-    source = sources(dataset, "test", size)
-    acc = None
-    for batch in _batches(source, dataset, task_cfg.eval_batch_size, size, mesh, limit):
-        out = _host(forward({name: batch["image"]})[name])
-        host = _host(batch)
-        keep = np.asarray(host.pop("valid"), bool)
-        part = task.type.evaluate(_select(out, keep), _select(host, keep), dataset, size)
-        acc = part if acc is None else accumulators.merge_all([acc, part])
-    if acc is None:
-        raise ValueError(f"{name}: the test split of {dataset} is empty")
-    return [task.type.summarize(acc, dataset)]
+    optional = task.type.test_sets is not None
+    results = []
+    for dataset in task.type.test_sets(task) if optional else (task.dataset,):
+        try:
+            source = sources(dataset, "test", size)
+        except (FileNotFoundError, KeyError) as e:
+            if not optional:
+                raise
+            logging.info("%s: test set %s skipped: %s", name, dataset, e)
+            continue
+        acc = _score(forward, name, source, dataset, task_cfg.eval_batch_size, size, mesh, limit)
+        if acc is None:
+            raise ValueError(f"{name}: the test split of {dataset} is empty")
+        results.append(task.type.summarize(acc, dataset))
+    return results
 
 
 def evaluate(

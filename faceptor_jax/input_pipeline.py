@@ -1,6 +1,8 @@
-"""grain pipelines: per-dataset train/eval streams -> one mixed `{dataset: batch}` stream -> mesh.
+"""grain pipelines: per-task train/eval streams -> one mixed `{task: batch}` stream -> mesh.
 
-Sources are random-access objects (`len`, `[i]` -> raw record, see task_transforms): a TFDS
+Keyed by task end to end: a `Stream` is one task's source, batch size and crop side; one dataset
+may feed two tasks (two streams on one source). Sources are random-access objects (`len`, `[i]`
+-> raw record, the layout a data builder writes; each task file's `transform` reads it): a TFDS
 ArrayRecord source (`open_tfds`) or the synthetic faces (`data.synthetic_faces`), chosen by the
 caller; this module never imports `data/`.
 
@@ -8,8 +10,9 @@ Sampling reproduces the original's `DistributedGivenIterationSampler` (shuffle_s
 global shuffle (np.random seed) of the dataset tiled to num_steps·B, virtual rank r of
 `world_size` takes the contiguous chunk r, `B/world_size` per step. Every element's augmentation
 RNG is keyed by (seed, dataset, step, slot in the global batch), so the global batch at a step does
-not depend on how many JAX processes share it. Each process builds only its slice of every global
-batch; `to_global` assembles the slices into jax.Arrays sharded over ('data', 'fsdp').
+not depend on how many JAX processes share it (a second task on one dataset: `stream_keys`).
+Each process builds only its slice of every global batch; `to_global` assembles the slices into
+jax.Arrays sharded over ('data', 'fsdp').
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import grain
 import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from faceptor_jax import task_transforms
+from faceptor_jax import tasks
 
 BATCH_AXES = ("data", "fsdp")
 
@@ -40,7 +44,7 @@ def original_permutation(n: int, total: int, seed: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class StreamLayout:
-    """Where this process's local batch sits in the global batch of one dataset."""
+    """Where this process's local batch sits in the global batch of one stream."""
 
     batch_size: int  # global
     process_index: int
@@ -68,40 +72,64 @@ def _stable_id(name: str) -> int:
     return sum((i + 1) * ord(c) for i, c in enumerate(name)) % 1_000_003
 
 
-class _TrainElements:
-    """k-th local element -> transformed example of its global (step, slot) (picklable)."""
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """One task's data: a random-access `source` of raw records of `dataset` (default: the
+    task's), the GLOBAL batch size, the crop side (None: the task's own) and the task whose
+    transform makes the examples (`tasks.transform`)."""
 
-    def __init__(self, source, dataset, layout, num_steps, seed, world_size, size, policy):
+    source: Any
+    batch_size: int
+    size: int | None
+    task: str
+    dataset: str | None = None
+
+    @property
+    def reads(self) -> str:
+        return self.dataset or tasks.get(self.task).dataset
+
+
+class _TrainElements:
+    """k-th local element -> transformed example of its global (step, slot) (picklable).
+
+    `key` names the stream in the per-element RNG key (seed, _stable_id(key), step, slot) and,
+    unless it is the dataset's name, in the shuffle's seed (see `mixed_dataset`)."""
+
+    def __init__(self, stream, key, layout, num_steps, seed, world_size, policy):
         if layout.batch_size % world_size:
-            raise ValueError(f"{dataset}: batch {layout.batch_size} not divisible by {world_size}")
-        self.source, self.dataset, self.layout = source, dataset, layout
-        self.num_steps, self.seed, self.world_size, self.size = num_steps, seed, world_size, size
-        self.policy = policy
+            raise ValueError(
+                f"{stream.task}: batch {layout.batch_size} not divisible by {world_size}"
+            )
+        self.stream, self.layout, self.num_steps, self.world_size = (
+            stream,
+            layout,
+            num_steps,
+            world_size,
+        )
+        self.seed, self.policy = seed, policy
         self.rank_batch = layout.batch_size // world_size
-        self.task_id = _stable_id(dataset)
+        self.task_id = _stable_id(key)
+        self.shuffle_seed = seed if key == stream.reads else seed + self.task_id
 
     def index(self, k: int) -> tuple[int, int, int]:
         step, slot = divmod(k, self.layout.local_batch)
         slot = self.layout.slot(slot)
         rank, j = divmod(slot, self.rank_batch)
         perm = original_permutation(
-            len(self.source), self.num_steps * self.layout.batch_size, self.seed
+            len(self.stream.source), self.num_steps * self.layout.batch_size, self.shuffle_seed
         )
         return step, slot, int(perm[(rank * self.num_steps + step) * self.rank_batch + j])
 
     def __call__(self, k: int) -> dict:
         step, slot, idx = self.index(k)
         rng = np.random.default_rng([self.seed, self.task_id, step, slot])
-        ex = task_transforms.transform(
-            self.dataset, self.source[idx], rng, True, self.size, self.policy
-        )
+        s = self.stream
+        ex = tasks.transform(s.task, s.source[idx], rng, True, s.size, self.policy, s.dataset)
         return ex | {"index": np.int32(idx)}
 
 
 def train_dataset(
-    source,
-    dataset: str,
-    batch_size: int,
+    stream: Stream,
     num_steps: int,
     *,
     seed: int = 2048,
@@ -109,47 +137,44 @@ def train_dataset(
     data_parallel: int = 1,
     process_index: int | None = None,
     process_count: int | None = None,
-    size: int | None = None,
     augment: str = "original",
+    key: str | None = None,
 ) -> tuple[grain.MapDataset, StreamLayout]:
-    """MapDataset of this process's local train batches of one dataset, one per step;
-    `augment` is the transforms' policy (task_transforms.POLICIES)."""
-    layout = _layout(batch_size, data_parallel, process_index, process_count)
-    fn = _TrainElements(source, dataset, layout, num_steps, seed, world_size, size, augment)
+    """MapDataset of this process's local train batches of one stream, one per step; `augment`
+    is the transforms' policy (`tasks.crops.POLICIES`); `key` (default: the dataset's name)
+    names the stream in its RNG keys."""
+    layout = _layout(stream.batch_size, data_parallel, process_index, process_count)
+    fn = _TrainElements(stream, key or stream.reads, layout, num_steps, seed, world_size, augment)
     ds = grain.MapDataset.range(num_steps * layout.local_batch).map(fn)
     return ds.batch(layout.local_batch, drop_remainder=True), layout
 
 
 class _EvalElements:
-    def __init__(self, source, dataset, layout, size):
-        self.source, self.dataset, self.layout, self.size = source, dataset, layout, size
+    def __init__(self, stream, layout):
+        self.stream, self.layout = stream, layout
 
     def __call__(self, k: int) -> dict:
         step, j = divmod(k, self.layout.local_batch)
         g = step * self.layout.batch_size + self.layout.slot(j)
-        valid = g < len(self.source)
+        s = self.stream
+        valid = g < len(s.source)
         idx = g if valid else 0
         rng = np.random.default_rng(0)  # test transforms are deterministic
-        ex = task_transforms.transform(self.dataset, self.source[idx], rng, False, self.size)
+        ex = tasks.transform(s.task, s.source[idx], rng, False, s.size, dataset=s.dataset)
         return ex | {"index": np.int32(idx), "valid": np.bool_(valid)}
 
 
 def eval_dataset(
-    source,
-    dataset: str,
-    batch_size: int,
+    stream: Stream,
     *,
     data_parallel: int = 1,
     process_index: int | None = None,
     process_count: int | None = None,
-    size: int | None = None,
 ) -> tuple[grain.MapDataset, StreamLayout]:
     """Every record once, in order; the last global batch is padded (`valid` False)."""
-    layout = _layout(batch_size, data_parallel, process_index, process_count)
-    steps = -(-len(source) // batch_size)
-    ds = grain.MapDataset.range(steps * layout.local_batch).map(
-        _EvalElements(source, dataset, layout, size)
-    )
+    layout = _layout(stream.batch_size, data_parallel, process_index, process_count)
+    steps = -(-len(stream.source) // stream.batch_size)
+    ds = grain.MapDataset.range(steps * layout.local_batch).map(_EvalElements(stream, layout))
     return ds.batch(layout.local_batch, drop_remainder=True), layout
 
 
@@ -161,9 +186,18 @@ class _Zip:
         return {name: ds[step] for name, ds in self.streams.items()}
 
 
+def stream_keys(streams: Mapping[str, Stream]) -> dict[str, str]:
+    """{task: RNG key}: the dataset's name for the dataset's first task in `tasks.TASKS` (every
+    task of the published recipes: their batches stay as they were), the task's name for any
+    other task on that dataset (its own shuffle and augmentation, as if it read a second copy)."""
+    first: dict[str, str] = {}
+    for name, t in tasks.TASKS.items():
+        first.setdefault(t.dataset, name)
+    return {task: s.reads if first.get(s.reads) == task else task for task, s in streams.items()}
+
+
 def mixed_dataset(
-    sources: Mapping[str, object],
-    batch_sizes: Mapping[str, int],
+    streams: Mapping[str, Stream],
     num_steps: int,
     *,
     seed: int = 2048,
@@ -171,21 +205,16 @@ def mixed_dataset(
     data_parallel: int = 1,
     process_index: int | None = None,
     process_count: int | None = None,
-    sizes: Mapping[str, int] | None = None,
     augment: str = "original",
 ) -> tuple[grain.MapDataset, dict[str, StreamLayout]]:
-    """MapDataset over steps; element `step` = {dataset: local batch} for every dataset."""
-    missing = sorted(set(batch_sizes) - set(sources))
-    if missing:
-        raise KeyError(f"no source for datasets {missing}; sources given: {sorted(sources)}")
-    streams, layouts = {}, {}
-    for name, bs in batch_sizes.items():
-        streams[name], layouts[name] = train_dataset(
-            sources[name], name, bs, num_steps, seed=seed, world_size=world_size,
-            data_parallel=data_parallel, process_index=process_index,
-            process_count=process_count, size=(sizes or {}).get(name), augment=augment,
+    """MapDataset over steps; element `step` = {task: local batch} for every stream."""
+    per_task, layouts = {}, {}
+    for (name, s), key in zip(streams.items(), stream_keys(streams).values(), strict=True):
+        per_task[name], layouts[name] = train_dataset(
+            s, num_steps, seed=seed, world_size=world_size, data_parallel=data_parallel,
+            process_index=process_index, process_count=process_count, augment=augment, key=key,
         )  # fmt: skip
-    return grain.MapDataset.range(num_steps).map(_Zip(streams)), layouts
+    return grain.MapDataset.range(num_steps).map(_Zip(per_task)), layouts
 
 
 def make_iterator(
@@ -205,8 +234,8 @@ def data_parallel_size(mesh: jax.sharding.Mesh) -> int:
 
 
 def to_global(batch: Mapping, mesh: jax.sharding.Mesh, layouts: Mapping[str, StreamLayout]):
-    """{dataset: local numpy batch} -> {dataset: global jax.Arrays}; batch dim over BATCH_AXES
-    (replicated for a dataset whose layout is not process-sharded)."""
+    """{task: local numpy batch} -> {task: global jax.Arrays}; batch dim over BATCH_AXES
+    (replicated for a task whose layout is not process-sharded)."""
     out = {}
     for name, tree in batch.items():
         layout, dp = layouts[name], data_parallel_size(mesh)
@@ -224,11 +253,6 @@ def to_global(batch: Mapping, mesh: jax.sharding.Mesh, layouts: Mapping[str, Str
             lambda x, s=sharding: jax.make_array_from_process_local_data(s, np.asarray(x)), tree
         )
     return out
-
-
-def global_batches(iterator: Iterator, mesh, layouts) -> Iterator[dict]:
-    for batch in iterator:
-        yield to_global(batch, mesh, layouts)
 
 
 def open_tfds(data_dir: str, name: str, split: str):

@@ -63,6 +63,8 @@ PROTOCOLS: dict[str, LandmarkProtocol] = {
         },
         ("box", 0.07),
     ),
+    # LaPa-106 (not in the paper): normalised by the pupils, 104 and 105
+    "lapa": LandmarkProtocol(106, {"inter_pupil": _pts([104], [105])}, None),
 }
 
 

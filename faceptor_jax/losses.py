@@ -237,7 +237,8 @@ def landmark_loss_terms(
 ) -> dict[str, jax.Array]:
     """The original's `AlignLoss`: {'coord': mean ‖g − ĝ‖₂, 'heatmap': mean BCE vs targets}.
 
-    heatmap_logits [B,K,h,w] raw (bilinearly resized to heatmap_size if needed); pred_points
+    heatmap_logits [B,h,w,K] raw, the model's layout (bilinearly resized to heatmap_size if
+    needed; the resize and the rendered targets work channels-first); pred_points
     [B,K,2] normalised (x,y) in [0,1]; landmarks [B,K,2] (x,y) pixels in the `input_size` image,
     pixel-centre convention, normalised as g = (p + 0.5) / input_size.
     """
@@ -246,6 +247,7 @@ def landmark_loss_terms(
         f"landmarks: heatmaps {heatmap_logits.shape}, points {pred_points.shape} "
         f"vs landmarks {landmarks.shape}",
     )
+    heatmap_logits = jnp.moveaxis(heatmap_logits, -1, 1)  # [B, h, w, K] -> [B, K, h, w]
     _check(
         heatmap_logits.shape[:2] == landmarks.shape[:2] and landmarks.shape[-1] == 2,
         f"landmarks: heatmaps {heatmap_logits.shape[:2]} != landmarks [B,K] {landmarks.shape[:2]}",

@@ -14,24 +14,7 @@ from dataclasses import field
 import numpy as np
 
 from faceptor_jax.accumulators import SUM, Accumulator
-
-CELEBAMASK_HQ_LABELS = (
-    "background", "neck", "face", "cloth", "rr", "lr", "rb", "lb", "re", "le",
-    "nose", "imouth", "llip", "ulip", "hair", "glass", "hat", "earr", "neckl",
-)  # fmt: skip
-LAPA_LABELS = (
-    "background", "face_lr_rr", "lb", "rb", "le", "re", "nose", "ul", "im", "ll", "hair",
-)  # fmt: skip
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup",
-    "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard",
-    "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns",
-    "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
-)  # fmt: skip
-EXPRESSIONS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")  # AffectNet ids
+from faceptor_jax.datasets import CELEBA_ATTRIBUTES, CELEBAMASK_HQ_LABELS, EXPRESSIONS
 
 
 def _finite(name: str, x: np.ndarray) -> np.ndarray:

@@ -5,6 +5,8 @@ palette masks. Faces are dicts as in `SCHEMA`."""
 import numpy as np
 from PIL import Image, ImageDraw
 
+from faceptor_jax import tasks
+
 SCHEMA_ID = "faceptor_jax.predict/1"
 
 _FACE = {
@@ -14,13 +16,9 @@ _FACE = {
         "box": {"type": "array", "items": {"type": "number"}},  # x1, y1, x2, y2 pixels
         "score": {"type": "number"},  # detector confidence in [0, 1]
         "points5": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-        "embedding": {"type": "object"},  # task -> [E] L2-normalised, flip-summed
-        "age": {"type": "object"},  # task -> years
-        "attributes": {"type": "object"},  # task -> {CelebA attribute: probability}
-        "expression": {"type": "object"},  # task -> {"label", "probabilities": {label: p}}
-        "landmarks": {"type": "object"},  # task -> [[x, y]] image pixels
-        "parsing": {"type": "object"},  # task -> {label: pixel count of this face}
-    },
+    }
+    # one field per task type: {task: its value} (`TaskType.predict`)
+    | {t.predict.key: t.predict.schema for t in tasks.TASK_TYPES},
 }
 SCHEMA = {
     "type": "object",

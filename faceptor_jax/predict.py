@@ -6,8 +6,8 @@
 DIR is a model directory (`python -m convert`, `python -m faceptor_jax.export`) or a training
 workdir (`main.py --workdir`: its newest checkpoint; `WORKDIR/checkpoints/STEP` for another).
 
-Per input: faces are detected (yuface), aligned per task onto the crop that task was trained on
-(ArcFace 5-point template for recognition/age/attributes/expression, the LaPa 5-point template for
+Per input: faces are detected (yuface), aligned per task onto the crop its type was trained on
+(`TaskType.crop`: the ArcFace template for the 112-px types, the 5-point face template for
 parsing/landmarks; crop sides from the checkpoint's task specs, 112/512 for released weights),
 batched over faces (padded to a few bucket sizes, so a folder compiles a few times, not per image),
 and every output is mapped back to the original image's pixels. Writes `<name>.json`
@@ -32,7 +32,6 @@ import time
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -45,7 +44,6 @@ from faceptor_jax.checkpoint import (
     step_dir,
 )
 from faceptor_jax.media import InputError, read_image
-from faceptor_jax.metrics import CELEBA_ATTRIBUTES
 from faceptor_jax.model import families
 from faceptor_jax.outputs import SCHEMA_ID, draw_overlay, save_mask, validate
 
@@ -55,10 +53,6 @@ BUCKETS = (1, 2, 4, 8, 16)  # faces per forward pass are padded up to one of the
 # not stored this model's 10-fold threshold beside it: insightface's usual LFW value for
 # ArcFace-style embeddings, an assumption that predict reports as such.
 DEFAULT_THRESHOLD = 1.4
-
-
-def _labels(task: tasks.Task) -> tuple[str, ...]:
-    return CELEBA_ATTRIBUTES if task.type.name == "attributes" else task.labels
 
 
 class Predictor:
@@ -94,7 +88,7 @@ class Predictor:
         }
         self.conf, self.max_batch = conf, max_batch
         self.threshold, self.threshold_source = verification_threshold(where, threshold, self.step)
-        self.labels = {n: list(_labels(t)) for n, t in self.tasks.items() if _labels(t)}
+        self.labels = {n: list(t.labels) for n, t in self.tasks.items() if t.labels}
         graphdef, state = nnx.split(model)
         self._state = state
         self._forward = jax.jit(lambda s, x: self._essentials(nnx.merge(graphdef, s), x))
@@ -103,30 +97,13 @@ class Predictor:
         self.model_seconds, self.timed_faces = 0.0, 0  # forward passes after compilation
 
     def _essentials(self, model, images):
-        """Jitted: recognition on crop + mirrored crop (summed, as the verification protocol),
-        then each task's decoding, keeping only what the outputs need."""
-        inputs = dict(images)
-        for n, t in self.tasks.items():
-            if t.type.name == "recognition":
-                inputs[n] = jnp.concatenate([images[n], images[n][:, :, ::-1]], axis=0)
+        """Jitted: each task's model inputs (recognition: crop + mirrored crop), its decoding,
+        and only what its output needs (`TaskType.predict`)."""
+        inputs = {n: t.type.predict.inputs(images[n]) for n, t in self.tasks.items()}
         raw = model(inputs)
-        out = {}
-        for n, t in self.tasks.items():
-            d = t.type.decode(raw[n], t)
-            kind = t.type.name
-            if kind == "recognition":
-                e = d["embedding"].astype(jnp.float32)
-                e = e[: e.shape[0] // 2] + e[e.shape[0] // 2 :]
-                out[n] = e / jnp.maximum(jnp.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
-            elif kind == "age":
-                out[n] = d["age"]
-            elif kind in ("attributes", "expression"):
-                out[n] = d["probabilities"]
-            elif kind == "parsing":
-                out[n] = d["label_map"].astype(jnp.uint8)
-            else:
-                out[n] = d["landmarks"]
-        return out
+        return {
+            n: t.type.predict.essentials(t.type.decode(raw[n], t)) for n, t in self.tasks.items()
+        }
 
     def _run(self, rgb: np.ndarray, dets: list[align.Detection]) -> list[dict]:
         """Model outputs per face (numpy, crop coordinates) and each task's crop matrix."""
@@ -137,13 +114,13 @@ class Predictor:
             bucket = next((b for b in BUCKETS if b >= n), n)
             images, matrices, made = {}, {}, {}
             for name, t in self.tasks.items():
-                size, kind = t.input_size, t.type.name
-                key = (kind in ("parsing", "landmarks"), size)  # tasks sharing a crop share it
+                crop, size = t.type.crop, t.input_size
+                key = (id(crop), size)  # tasks sharing a crop and side share the images
                 if key not in made:
-                    mats = [align.align_matrix(kind, d.points, size) for d in chunk]
+                    mats = [crop.align(d.points, size) for d in chunk]
                     batch = np.zeros((bucket, size, size, 3), np.float32)
                     for i, m in enumerate(mats):
-                        batch[i] = align.normalize_crop(kind, preprocess.warp(rgb, m, size))
+                        batch[i] = crop.normalize(preprocess.warp(rgb, m, size))
                     made[key] = batch, mats
                 images[name], matrices[name] = made[key]
             t0 = time.perf_counter()
@@ -162,9 +139,7 @@ class Predictor:
         rgb = np.ascontiguousarray(rgb)
         hw = rgb.shape[:2]
         dets = align.detect_faces(rgb, self.conf)
-        masks = {
-            n: np.zeros(hw, np.uint8) for n, t in self.tasks.items() if t.type.name == "parsing"
-        }
+        masks = {n: np.zeros(hw, np.uint8) for n, t in self.tasks.items() if t.type.predict.mask}
         faces = []
         for det, res in zip(dets, self._run(rgb, dets), strict=True):
             face = {
@@ -173,40 +148,17 @@ class Predictor:
                 "points5": det.points.round(2).tolist(),
             }
             for name, (value, matrix) in res.items():
-                self._add(face, name, value, matrix, masks, hw)
+                t = self.tasks[name]
+                out = t.type.predict
+                entry = out.entry(value, matrix, t, self.labels.get(name, []), masks.get(name))
+                face.setdefault(out.key, {})[name] = entry
             faces.append(face)
         self.faces += len(faces)
         return faces, masks
 
-    def _add(self, face: dict, name: str, value, matrix, masks, hw) -> None:
-        t = self.tasks[name]
-        kind = t.type.name
-        if kind == "recognition":
-            face.setdefault("embedding", {})[name] = np.round(value, 6).tolist()
-        elif kind == "age":
-            face.setdefault("age", {})[name] = round(float(value), 2)
-        elif kind == "attributes":
-            probs = dict(zip(self.labels[name], np.round(value, 4).tolist(), strict=True))
-            face.setdefault("attributes", {})[name] = probs
-        elif kind == "expression":
-            probs = dict(zip(self.labels[name], np.round(value, 4).tolist(), strict=True))
-            label = self.labels[name][int(np.argmax(value))]
-            face.setdefault("expression", {})[name] = {"label": label, "probabilities": probs}
-        elif kind == "landmarks":
-            pts = preprocess.warped_to_source(value, matrix, 0.0, t.input_size)  # not clipped
-            face.setdefault("landmarks", {})[name] = pts.round(2).tolist()
-        else:  # parsing: nearest-neighbour back through the inverse of the crop matrix
-            region, (x1, y1, x2, y2) = align.label_map_to_image(value, matrix, hw)
-            dst = masks[name][y1:y2, x1:x2]
-            dst[region > 0] = region[region > 0]
-            counts = np.bincount(region.ravel(), minlength=len(self.labels[name]))
-            face.setdefault("parsing", {})[name] = {
-                lab: int(c) for lab, c in zip(self.labels[name], counts, strict=False) if c
-            }
-
     def embed(self, rgb: np.ndarray) -> np.ndarray:
         """The largest face's L2-normalised identity embedding [E] (needs a recognition task)."""
-        rec = [n for n, t in self.tasks.items() if t.type.name == "recognition"]
+        rec = [n for n, t in self.tasks.items() if t.type.predict.key == "embedding"]
         if not rec:
             raise ValueError(f"{self.checkpoint}: the model has no recognition task")
         dets = align.detect_faces(rgb, self.conf)

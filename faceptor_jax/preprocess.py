@@ -26,42 +26,6 @@ FACE_TEMPLATE = np.array(
 LAPA_ALIGN_INDICES = (104, 105, 54, 84, 90)  # LaPa-106: pupils, nose tip, mouth corners
 
 
-def _pairs_to_perm(n: int, pairs: list[tuple[int, int]]) -> np.ndarray:
-    perm = np.arange(n)
-    for i, j in pairs:
-        perm[i], perm[j] = j, i
-    return perm
-
-
-_COFW_PAIRS = [(0, 1), (4, 6), (2, 3), (5, 7), (8, 9), (10, 11), (12, 14), (16, 17), (13, 15)]
-_COFW_PAIRS += [(18, 19), (22, 23)]
-# Horizontal-flip landmark permutations (flipped[k] = original[perm[k]] with x mirrored).
-FLIP_PERMUTATION = {
-    68: _pairs_to_perm(
-        68,
-        [(i, 16 - i) for i in range(8)]
-        + [(17, 26), (18, 25), (19, 24), (20, 23), (21, 22), (31, 35), (32, 34)]
-        + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
-        + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67)],
-    ),
-    98: _pairs_to_perm(
-        98,
-        [(i, 32 - i) for i in range(16)]
-        + [(33, 46), (34, 45), (35, 44), (36, 43), (37, 42), (38, 50), (39, 49), (40, 48)]
-        + [(41, 47), (60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75), (66, 74)]
-        + [(67, 73), (55, 59), (56, 58), (76, 82), (77, 81), (78, 80), (87, 83), (86, 84)]
-        + [(88, 92), (89, 91), (95, 93), (96, 97)],
-    ),
-    29: _pairs_to_perm(29, _COFW_PAIRS),
-    19: _pairs_to_perm(19, [(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17)]),
-}
-# Parsing label pairs swapped by a horizontal flip (py-blueprint SwapLabels: brows, eyes, ears).
-PARSING_FLIP_PAIRS = {
-    19: [(4, 5), (6, 7), (8, 9)],  # CelebAMask-HQ: rr/lr, rb/lb, re/le
-    11: [(2, 3), (4, 5)],  # LaPa: lb/rb, le/re
-}
-
-
 # ----------------------------------------------------------------------------- normalisation
 def normalize(image: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """uint8 [H,W,3] (scaled by 1/255) or float [0,1] [H,W,3] -> float32 (x - mean) / std."""
@@ -278,25 +242,3 @@ def hflip_image(image: np.ndarray) -> np.ndarray:
     """Mirror along the width axis ([..., H, W, C] or [H, W])."""
     axis = 1 if image.ndim in (2, 3) else image.ndim - 2
     return np.flip(image, axis=axis).copy()
-
-
-def hflip_landmarks(points: np.ndarray, width: int) -> np.ndarray:
-    """Mirror [K,2] (x, y) pixel landmarks: x -> width-1-x and left/right indices swapped."""
-    k = points.shape[0]
-    if k not in FLIP_PERMUTATION:
-        known = sorted(FLIP_PERMUTATION)
-        raise ValueError(f"no flip permutation for {k} landmarks (known: {known})")
-    out = np.array(points, np.float32)[FLIP_PERMUTATION[k]]
-    out[:, 0] = width - 1 - out[:, 0]
-    return out
-
-
-def hflip_parsing(mask: np.ndarray, num_classes: int) -> np.ndarray:
-    """Mirror a parsing label map [H,W] and swap the left/right classes of its label set."""
-    if num_classes not in PARSING_FLIP_PAIRS:
-        known = "19 CelebAMask-HQ, 11 LaPa"
-        raise ValueError(f"no flip pairs for {num_classes} classes (known: {known})")
-    lut = np.arange(256, dtype=mask.dtype)
-    for a, b in PARSING_FLIP_PAIRS[num_classes]:
-        lut[a], lut[b] = b, a
-    return lut[hflip_image(mask)]

@@ -1,12 +1,13 @@
 """The multi-task train step and the state it updates (pure; its seam is trainers/multitask.py).
 
 State: a dict pytree `{step, params: {model, loss}, model_state, opt, rng, nonfinite}` —
-`params.model` is the NNX model's Params, `params.loss` the loss-owned weights (CosFace's class
-matrix, sharded over `model`), `model_state` everything else the model carries (BatchNorm
-statistics). The step: one forward of every task's batch (the encoder once per size group), each
-task's loss from its task file, Σ w_t·L_t / Σ w_t with the original's weights, one AdamW update.
-A non-finite loss skips the update (as the original's GradScaler does) and is recorded with its
-step and task so the loop stops with a message naming both.
+`params.model` is the NNX model's Params, `params.loss` the loss-owned weights per task
+(`{task: tree}`, e.g. the recognition loss's class matrix sharded over `model`), `model_state`
+everything else the model carries (BatchNorm statistics). The step: one forward of every task's
+batch (the encoder once per size group), each task's loss from its task file, Σ w_t·L_t / Σ w_t
+with the original's weights, one AdamW update. A non-finite loss skips the update (as the
+original's GradScaler does) and is recorded with its step and task so the loop stops with a
+message naming both.
 """
 
 import dataclasses
@@ -21,7 +22,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
-from faceptor_jax import losses, optim, sharding, tasks
+from faceptor_jax import optim, sharding, tasks
 from faceptor_jax.model import families
 from faceptor_jax.optim import OptimConfig, make_optimizer
 
@@ -102,10 +103,14 @@ def image_size(config: ml_collections.ConfigDict, name: str) -> int:
     return int(config.tasks[name].get("image_size", 0)) or tasks.get(name).input_size
 
 
-def recognition_classes(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[int, int]:
-    """(real, padded) class count of the CosFace matrix; padded to divide the `model` axis."""
-    n = int(config.recognition_classes)
-    return n, losses.padded_num_classes(n, mesh.shape["model"])
+def loss_param_tasks(config: ml_collections.ConfigDict) -> dict[str, tasks.spec.LossParams]:
+    """{task: its type's loss-parameter hooks} for the trained tasks whose loss owns weights."""
+    out = {}
+    for name in config.tasks:
+        hooks = tasks.get(name).type.loss_params
+        if hooks is not None:
+            out[name] = hooks
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,19 +122,16 @@ class Trainer:
     graphdef: Any
     tx: optax.GradientTransformation
     weights: dict[str, float]
-    num_classes: int
     image_sizes: dict[str, int]
 
     def init_state(self, model: nnx.Module, seed: int) -> State:
         """Pure: model -> full train state (used under jit with out_shardings)."""
         _, params, rest = nnx.split(model, nnx.Param, ...)
+        key = jax.random.PRNGKey(seed + 1)  # one loss-owning task in the recipes: its key
         loss_params = {}
-        if any(tasks.get(n).type.name == "recognition" for n in self.config.tasks):
-            _, padded = recognition_classes(self.config, self.mesh)
-            dim = int(self.config.model.embed_dim)
-            bound = dim**-0.5  # PyTorch's default init of the classifier: U(±1/√512)
-            w = jax.random.uniform(jax.random.PRNGKey(seed + 1), (padded, dim), minval=-bound)
-            loss_params["cosface"] = jnp.minimum(w, bound)
+        for i, (name, hooks) in enumerate(loss_param_tasks(self.config).items()):
+            k = key if i == 0 else jax.random.fold_in(key, i)
+            loss_params[name] = hooks.init(name, self.config, self.mesh, k)
         p = {"model": nnx.to_pure_dict(params), "loss": loss_params}
         return {
             "step": jnp.zeros((), jnp.int32),
@@ -154,10 +156,11 @@ class Trainer:
         for name, b in batch.items():
             task = tasks.get(name)
             ctx = tasks.LossContext(
+                task=name,
                 image_size=self.image_sizes[name],
                 mesh=self.mesh,
-                num_classes=self.num_classes,
-                loss_params=params["loss"],
+                params=params["loss"].get(name, {}),
+                config=self.config,
             )
             per_task[name] = task.type.loss(outputs[name], b, ctx)
         total = sum(self.weights[t] * per_task[t] for t in per_task)
@@ -200,7 +203,6 @@ def make_trainer(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Trainer
     """The static trainer and an abstract model (for shapes/shardings)."""
     abstract = nnx.eval_shape(lambda: build_model(config, config.seed))
     graphdef = nnx.graphdef(abstract)
-    n_real, _ = recognition_classes(config, mesh)
     sizes = {name: image_size(config, name) for name in config.tasks}
     trainer = Trainer(
         config=config,
@@ -208,7 +210,6 @@ def make_trainer(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Trainer
         graphdef=graphdef,
         tx=make_optimizer(optimizer_config(config)),
         weights=effective_weights(config),
-        num_classes=n_real,
         image_sizes=sizes,
     )
     return trainer, abstract
@@ -217,32 +218,46 @@ def make_trainer(config: ml_collections.ConfigDict, mesh: Mesh) -> tuple[Trainer
 def model_description(trainer: Trainer) -> dict:
     """`checkpoint.write_meta`'s arguments describing this run's model, written into the workdir
     so predict, eval and export rebuild it from a training checkpoint: the kind, its config with
-    each trained task's image size, and the CosFace classifier's real class count."""
+    each trained task's image size, and what the tasks' loss parameters describe of themselves
+    (`LossParams.describe`: the recognition classifier's real class count)."""
     cfg = model_config(trainer.config)
     sizes = trainer.image_sizes
     specs = tuple(
         dataclasses.replace(s, input_size=sizes.get(s.name, s.input_size)) for s in cfg.tasks
     )
-    rec = [n for n in trainer.config.tasks if tasks.get(n).type.name == "recognition"]
-    classes = {rec[0]: trainer.num_classes} if rec else {}
+    hooks = loss_param_tasks(trainer.config)
+    extra: dict = {"losses": sorted(hooks)}
+    for name, h in hooks.items():
+        for k, v in h.describe(name, trainer.config).items():
+            extra[k] = extra.get(k, {}) | v
     return {
         "kind": trainer.config.model.kind,
         "config": dataclasses.replace(cfg, tasks=specs),
-        "extra": {"losses": sorted(classes), "recognition_classes": classes},
+        "extra": extra,
     }
 
 
-def _param_path_specs(tree: Any, abstract_model: nnx.Module, rules, mesh: Mesh) -> Any:
-    """PartitionSpecs for the state dict: model params by their logical names, CosFace's class
-    axis over `model`, optimizer moments like their params, everything else replicated."""
+def _param_path_specs(
+    tree: Any, abstract_model: nnx.Module, rules, mesh: Mesh, loss_axes: Mapping[str, Any]
+) -> Any:
+    """PartitionSpecs for the state dict: model params by their logical names, loss params by
+    their task's logical axes (`loss_axes`: {task: tree of axis names}), optimizer moments like
+    their params, everything else replicated."""
     model_specs = nnx.to_pure_dict(
         sharding.param_specs(nnx.state(abstract_model, nnx.Param), rules)
     )
     rest_specs = nnx.to_pure_dict(
         sharding.param_specs(nnx.split(abstract_model, nnx.Param, ...)[2], rules)
     )
-    cosface = sharding.logical_to_spec(("classes", None), rules)
-    param_specs = {"model": model_specs, "loss": {"cosface": cosface}}
+    loss_specs = {
+        name: jax.tree.map(
+            lambda axes: sharding.logical_to_spec(axes, rules),
+            axes,
+            is_leaf=lambda x: isinstance(x, tuple),
+        )
+        for name, axes in loss_axes.items()
+    }
+    param_specs = {"model": model_specs, "loss": loss_specs}
 
     def spec_for(path, leaf) -> jax.P:
         keys = [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
@@ -277,7 +292,8 @@ def create_state(
     seed = int(trainer.config.seed)
     init = lambda: trainer.init_state(build_model(trainer.config, seed), seed)
     shapes = jax.eval_shape(init)
-    specs = _param_path_specs(shapes, abstract_model, rules, trainer.mesh)
+    loss_axes = {n: h.axes for n, h in loss_param_tasks(trainer.config).items()}
+    specs = _param_path_specs(shapes, abstract_model, rules, trainer.mesh, loss_axes)
     shardings = jax.tree.map(lambda s: NamedSharding(trainer.mesh, s), specs)
     state = jax.jit(init, out_shardings=shardings)()
     return state, shardings

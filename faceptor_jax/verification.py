@@ -17,7 +17,6 @@ import numpy as np
 
 from faceptor_jax import accumulators
 
-VERIFICATION_TARGETS = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "mlfw")
 THRESHOLDS = np.arange(0, 4, 0.01)
 
 # The only globals a real insightface .bin may name: numpy arrays (cv2.imencode buffers), numpy

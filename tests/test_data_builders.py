@@ -170,6 +170,8 @@ def test_lapa(tmp_path):
     assert sorted(train) == ["train.a", "val.b"]
     np.testing.assert_array_equal(train["val.b"]["landmarks"], pts)
     assert common.decode(train["val.b"]["mask"], "L").max() == 10
+    test = _by_name(_read(b, "test"))
+    np.testing.assert_array_equal(test["test.c"]["landmarks"], pts)  # 106 points in both splits
 
 
 def _hrnet_csv(rows, k):
@@ -255,7 +257,7 @@ def test_aflw19_splits(tmp_path, monkeypatch):
 
 
 def test_synthetic_faces_build_reads_back_through_the_pipeline(tmp_path):
-    from faceptor_jax import input_pipeline, task_transforms
+    from faceptor_jax import input_pipeline, tasks
 
     build("synthetic_faces/celeba", str(tmp_path), train_size=3, test_size=2)
     name = "synthetic_faces/celeba_test_size2_train_size3"
@@ -267,7 +269,7 @@ def test_synthetic_faces_build_reads_back_through_the_pipeline(tmp_path):
     for i in range(3):
         np.testing.assert_array_equal(got[i]["attributes"], ref[i]["attributes"])
         np.testing.assert_array_equal(common.decode(got[i]["image"]), ref[i]["image"])
-    ex = task_transforms.transform("celeba", got[0], np.random.default_rng(0), True)
+    ex = tasks.transform("attributes_celeba", got[0], np.random.default_rng(0), True)
     assert ex["image"].shape == (112, 112, 3)
 
 

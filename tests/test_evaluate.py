@@ -46,15 +46,14 @@ def test_eval_reproduces_direct_computation(converted, tmp_path):
         assert {r["dataset"] for r in json.load(f)["results"]} == {"morph2", "300w"}
 
     model = families.load(converted, task_heads=True)
-    age_batch = input_pipeline.eval_dataset(sources("morph2", "test", 64), "morph2", 8, size=64)[0][
-        0
-    ]
+    age_stream = input_pipeline.Stream(sources("morph2", "test", 64), 8, 64, "age_morph2")
+    age_batch = input_pipeline.eval_dataset(age_stream)[0][0]
     logits = model({"age_morph2": jnp.asarray(age_batch["image"])})["age_morph2"]["logits"]
     mae = np.mean(np.abs(np.asarray(losses.expected_age(logits)) - age_batch["age"]))
     assert results["morph2"]["mae"] == pytest.approx(float(mae), rel=1e-4)
 
     src = sources("ibug300w", "test", 128)
-    lm = input_pipeline.eval_dataset(src, "ibug300w", 8, size=128)[0][0]
+    lm = input_pipeline.eval_dataset(input_pipeline.Stream(src, 8, 128, "landmarks_300w"))[0][0]
     pts = model({"landmarks_300w": jnp.asarray(lm["image"])})["landmarks_300w"]["landmarks"]
     px = np.asarray(pts, np.float64) * 128 - 0.5
     pred = np.stack(

@@ -120,7 +120,8 @@ def test_export_loads_like_a_converted_model(trained, tmp_path):
         _assert_same(state["params"]["model"], trained_state["params"]["model"])
         _assert_same(state["model_state"], trained_state["model_state"])
         np.testing.assert_array_equal(
-            state["params"]["loss"]["cosface"][:64], trained_state["params"]["loss"]["cosface"][:64]
+            state["params"]["loss"]["recognition_ms1mv3"]["classifier"][:64],
+            trained_state["params"]["loss"]["recognition_ms1mv3"]["classifier"][:64],
         )
 
         # step 2 has no stored threshold: not copied, and said so

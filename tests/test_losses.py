@@ -161,19 +161,21 @@ def test_rendered_target_by_hand():
 
 
 def test_landmark_loss_matches_original_value_and_grads():
-    args = (FIX["align_heatmap_logits"], FIX["align_pred_points"], FIX["align_landmarks"])
+    # the fixtures are the original's [B, K, h, w]; the loss takes the model's [B, h, w, K]
+    heatmap = np.moveaxis(FIX["align_heatmap_logits"], 1, -1)
+    args = (heatmap, FIX["align_pred_points"], FIX["align_landmarks"])
     t = jax.jit(losses.landmark_loss_terms)(*args)
     close(t["coord"], FIX["align_coord"])
     close(t["heatmap"], FIX["align_bce"])
     g_hm, g_pts = jax.jit(jax.grad(losses.landmark_loss, argnums=(0, 1)))(*args)
     close(g_pts, FIX["align_grad_points"])  # includes an exact hit: gradient 0, not NaN
-    close(g_hm, FIX["align_grad_heatmap"])
+    close(np.moveaxis(np.asarray(g_hm), -1, 1), FIX["align_grad_heatmap"])
 
 
 def test_landmark_perfect_points_zero_coord_loss():
     lm = jnp.asarray(FIX["align_landmarks"])
     pred = heatmaps.normalize_points(lm, 512)
-    hm = jnp.zeros((2, 6, 128, 128))
+    hm = jnp.zeros((2, 128, 128, 6))
     t = losses.landmark_loss_terms(hm, pred, lm)
     assert float(t["coord"]) == 0.0
     assert np.all(np.isfinite(np.asarray(jax.grad(losses.landmark_loss, argnums=1)(hm, pred, lm))))

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from faceptor_jax import accumulators, losses, metrics
+from faceptor_jax import accumulators, datasets, losses, metrics
 
 FIXDIR = pathlib.Path(__file__).parent / "fixtures" / "losses_metrics"
 FT = np.load(FIXDIR / "metrics_torch.npz")
@@ -76,7 +76,7 @@ def test_parsing_f1_matches_original():
         FN["parse_pred"],
         FN["parse_gt"],
     )
-    res = acc.compute(metrics.LAPA_LABELS)
+    res = acc.compute(datasets.LAPA_LABELS)
     np.testing.assert_allclose(list(res["per_class"].values()), FN["parse_f1"], atol=1e-12)
     assert abs(res["fg_mean"] - FN["parse_fg_mean"]) <= 1e-12
     assert res["empty_classes"] == []
@@ -86,7 +86,7 @@ def test_parsing_perfect_prediction_and_empty_class():
     mask = np.random.default_rng(0).integers(0, 5, (2, 16, 16))  # classes 5..18 never occur
     res = metrics.ParsingAccumulator.from_batch(mask, mask, 19).compute()
     assert res["fg_mean"] == 1.0 and all(v == 1.0 for v in res["per_class"].values())
-    assert res["empty_classes"] == list(metrics.CELEBAMASK_HQ_LABELS[5:])
+    assert res["empty_classes"] == list(datasets.CELEBAMASK_HQ_LABELS[5:])
     wrong = np.where(mask == 1, 2, mask)  # class 1 (neck) never predicted: F1 0
     res = metrics.ParsingAccumulator.from_batch(wrong, mask, 19).compute()
     assert res["per_class"]["neck"] == 0.0
@@ -94,8 +94,8 @@ def test_parsing_perfect_prediction_and_empty_class():
 
 
 def test_label_sets():
-    assert len(metrics.CELEBAMASK_HQ_LABELS) == 19 and len(metrics.LAPA_LABELS) == 11
-    assert len(metrics.CELEBA_ATTRIBUTES) == 40 and len(metrics.EXPRESSIONS) == 7
+    assert len(datasets.CELEBAMASK_HQ_LABELS) == 19 and len(datasets.LAPA_LABELS) == 11
+    assert len(datasets.CELEBA_ATTRIBUTES) == 40 and len(datasets.EXPRESSIONS) == 7
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -73,7 +73,7 @@ def test_face_found_where_it_is_and_outputs_in_image_coordinates(predictor, astr
     pts = np.asarray(f["landmarks"]["landmarks_300w"])
     assert pts.shape == (68, 2) and _inside(pts, w, h)
     # landmarks lie inside the region the landmark crop covers, around the face
-    mat = align.align_matrix("landmarks", np.asarray(f["points5"]), 64)
+    mat = tasks.get("landmarks_300w").type.crop.align(np.asarray(f["points5"]), 64)
     x1, y1, x2, y2 = align.crop_footprint(mat, 64, (h, w))
     assert np.all((pts >= [x1 - 1, y1 - 1]) & (pts <= [x2, y2]))
     assert x1 < ASTRONAUT_BOX[0] and x2 > ASTRONAUT_BOX[2]

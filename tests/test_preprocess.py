@@ -1,11 +1,11 @@
-"""preprocess/augment/task_transforms: the original's transforms, flips, normalisation."""
+"""preprocess/augment/the task transforms: the original's transforms, flips, normalisation."""
 
 import numpy as np
 import pytest
 import torch
 
 from data.synthetic_faces import render_full
-from faceptor_jax import augment, task_transforms
+from faceptor_jax import augment, tasks
 from faceptor_jax import preprocess as pp
 
 
@@ -95,19 +95,55 @@ def test_umeyama_recovers_a_similarity():
     np.testing.assert_allclose(m[0, 0], 511 / 2 / 100, rtol=1e-5)
 
 
+# The original flips no dense task in training; the landmark sets' mirror permutations stay here
+# as test data: they check that the synthetic renderer lays out left and right as the datasets do.
+def _pairs_to_perm(n: int, pairs: list[tuple[int, int]]) -> np.ndarray:
+    perm = np.arange(n)
+    for i, j in pairs:
+        perm[i], perm[j] = j, i
+    return perm
+
+
+_COFW_PAIRS = [(0, 1), (4, 6), (2, 3), (5, 7), (8, 9), (10, 11), (12, 14), (16, 17), (13, 15)]
+_COFW_PAIRS += [(18, 19), (22, 23)]
+# Horizontal-flip landmark permutations (flipped[k] = original[perm[k]] with x mirrored).
+FLIP_PERMUTATION = {
+    68: _pairs_to_perm(
+        68,
+        [(i, 16 - i) for i in range(8)]
+        + [(17, 26), (18, 25), (19, 24), (20, 23), (21, 22), (31, 35), (32, 34)]
+        + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
+        + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67)],
+    ),
+    98: _pairs_to_perm(
+        98,
+        [(i, 32 - i) for i in range(16)]
+        + [(33, 46), (34, 45), (35, 44), (36, 43), (37, 42), (38, 50), (39, 49), (40, 48)]
+        + [(41, 47), (60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75), (66, 74)]
+        + [(67, 73), (55, 59), (56, 58), (76, 82), (77, 81), (78, 80), (87, 83), (86, 84)]
+        + [(88, 92), (89, 91), (95, 93), (96, 97)],
+    ),
+    29: _pairs_to_perm(29, _COFW_PAIRS),
+    19: _pairs_to_perm(19, [(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17)]),
+}
+
+
+def hflip_landmarks(points: np.ndarray, width: int) -> np.ndarray:
+    """Mirror [K,2] (x, y) pixel landmarks: x -> width-1-x and left/right indices swapped."""
+    out = np.array(points, np.float32)[FLIP_PERMUTATION[points.shape[0]]]
+    out[:, 0] = width - 1 - out[:, 0]
+    return out
+
+
 def test_flipping_twice_is_identity():
     rng = np.random.default_rng(6)
     img = rng.random((9, 11, 3))
     np.testing.assert_array_equal(pp.hflip_image(pp.hflip_image(img)), img)
     for k in (68, 98, 29, 19):
         pts = rng.integers(0, 400, (k, 2)).astype(np.float32) / 4  # exact in float32
-        np.testing.assert_allclose(pp.hflip_landmarks(pp.hflip_landmarks(pts, 101), 101), pts)
-        perm = pp.FLIP_PERMUTATION[k]
+        np.testing.assert_allclose(hflip_landmarks(hflip_landmarks(pts, 101), 101), pts)
+        perm = FLIP_PERMUTATION[k]
         np.testing.assert_array_equal(perm[perm], np.arange(k))
-    for c in (19, 11):
-        mask = rng.integers(0, c, (9, 11)).astype(np.uint8)
-        np.testing.assert_array_equal(pp.hflip_parsing(pp.hflip_parsing(mask, c), c), mask)
-    assert pp.hflip_parsing(np.array([[8, 0]], np.uint8), 19).tolist() == [[0, 9]]
 
 
 @pytest.mark.parametrize("k", [68, 98, 29, 19])
@@ -121,14 +157,14 @@ def test_flipped_landmarks_match_flipped_face(k):
     sample = render.make_sample(0, 3, 256, 10, identity=3)
     frontal = render.Sample(3, 30, 0, ident.shape, sample.flags, 0.0, 80.0, (127.5, 127.5))
     pts = render.to_pixels(frontal, geometry.LANDMARK_SETS[k](frontal.shape))
-    np.testing.assert_allclose(pp.hflip_landmarks(pts, 256), pts, atol=1e-3)
+    np.testing.assert_allclose(hflip_landmarks(pts, 256), pts, atol=1e-3)
 
     rec = render_full(0, 11, 256, masks=False)
     img, pts = rec["image"], rec[f"landmarks_{k}"]
-    flipped_img, flipped_pts = pp.hflip_image(img), pp.hflip_landmarks(pts, 256)
+    flipped_img, flipped_pts = pp.hflip_image(img), hflip_landmarks(pts, 256)
     for j in range(k):
         src = _bilinear_sample(img, *pts[j])
-        dst = _bilinear_sample(flipped_img, *flipped_pts[pp.FLIP_PERMUTATION[k][j]])
+        dst = _bilinear_sample(flipped_img, *flipped_pts[FLIP_PERMUTATION[k][j]])
         np.testing.assert_allclose(src, dst, atol=0.02)  # float32 coordinates
 
 
@@ -153,21 +189,23 @@ def test_small_image_transforms_shapes_and_determinism():
     assert sq.size == (112, 112)
 
 
-@pytest.mark.parametrize("dataset", ["celebamask_hq", "lapa", "wflw", "morph2"])
-def test_dataset_transforms_follow_the_batch_contract(dataset):
+@pytest.mark.parametrize(
+    "task", ["parsing_celebamaskhq", "parsing_lapa", "landmarks_wflw", "age_morph2"]
+)
+def test_dataset_transforms_follow_the_batch_contract(task):
     from data.synthetic_faces import SyntheticFaces
 
-    rec = SyntheticFaces(dataset, "train", length=4)[1]
+    t = tasks.get(task)
+    rec = SyntheticFaces(t.dataset, "train", length=4)[1]
     rng = np.random.default_rng(0)
-    train = task_transforms.transform(dataset, rec, rng, train=True, size=None)
-    test = task_transforms.transform(dataset, rec, rng, train=False)
-    s = task_transforms.spec(dataset)
-    size = task_transforms.IMAGE_SIZE[s.task]
+    train = tasks.transform(task, rec, rng, train=True, size=None)
+    test = tasks.transform(task, rec, rng, train=False)
+    size = t.input_size
     assert train["image"].shape == (size, size, 3) and train["image"].dtype == np.float32
-    if s.task == "parsing":
-        assert train["mask"].shape == (size, size) and train["mask"].max() < s.num_outputs
-    if s.task == "landmarks":
-        assert train["landmarks"].shape == (s.num_outputs, 2)
+    if t.type.name == "parsing":
+        assert train["mask"].shape == (size, size) and train["mask"].max() < t.outputs
+    if t.type.name == "landmarks":
+        assert train["landmarks"].shape == (t.outputs, 2)
         assert test["crop_matrix"].shape == (3, 3) and test["landmarks_orig"].shape == (98, 2)
         back = pp.warped_to_source(test["landmarks"], test["crop_matrix"])
         np.testing.assert_allclose(back, test["landmarks_orig"], atol=1e-2)

@@ -6,8 +6,8 @@ import pathlib
 import numpy as np
 import pytest
 
+from faceptor_jax import datasets, metrics, report, verification
 from faceptor_jax import landmark_metrics as lm
-from faceptor_jax import metrics, report, verification
 
 FN = np.load(pathlib.Path(__file__).parent / "fixtures" / "losses_metrics" / "metrics_np.npz")
 
@@ -28,7 +28,7 @@ def results():
         )
         rs.append(report.Result("landmarks", name, acc.compute(key)))
     parse = metrics.ParsingAccumulator.from_batch(FN["parse_pred"], FN["parse_gt"], 11)
-    rs.append(report.Result("parsing", "lapa", parse.compute(metrics.LAPA_LABELS)))
+    rs.append(report.Result("parsing", "lapa", parse.compute(datasets.LAPA_LABELS)))
     age = metrics.AgeAccumulator.from_batch(np.array([20.0, 30.0]), np.array([22.0, 37.0]))
     rs.append(report.Result("age", "morph2", age.compute()))
     expr = metrics.ClassificationAccumulator.from_batch(np.eye(7)[[0, 1]], np.array([0, 2]))

@@ -18,7 +18,6 @@ import pytest
 
 from configs import tiny
 from data import sources as entry
-from faceptor_jax import task_transforms as tt
 from faceptor_jax import tasks
 
 
@@ -43,10 +42,10 @@ def run(tmp_path_factory):
 
 def _test_examples(config, task: str, limit: int | None = None) -> list[dict]:
     t = config.tasks[task]
-    source = entry.make_sources(config)(t.dataset, "test", t.image_size)
+    source = entry.make_sources(config)(tasks.get(task).dataset, "test", t.image_size)
     rng = np.random.default_rng(0)
     n = len(source) if limit is None else min(limit, len(source))
-    return [tt.transform(t.dataset, source[i], rng, False, t.image_size) for i in range(n)]
+    return [tasks.transform(task, source[i], rng, False, t.image_size) for i in range(n)]
 
 
 def test_every_task_loss_falls(run):

@@ -41,16 +41,9 @@ def micro_config(steps: int = 4):
 
 
 def _batch(config, mesh_dp: int = 1):
-    sources = entry.make_sources(config)
-    datasets = {n: t.dataset for n, t in config.tasks.items()}
-    sizes = {d: config.tasks[t].image_size for t, d in datasets.items()}
-    ds, layouts = input_pipeline.mixed_dataset(
-        {d: sources(d, "train", sizes[d]) for d in datasets.values()},
-        {d: config.tasks[t].batch_size for t, d in datasets.items()},
-        config.total_steps,
-        sizes=sizes,
-    )
-    return ds, layouts, datasets
+    streams = multitask.check_sources(config, entry.make_sources(config))
+    ds, layouts = input_pipeline.mixed_dataset(streams, config.total_steps)
+    return ds, layouts
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +54,7 @@ def reference_losses():
 def _losses_on_mesh(shape):
     config = micro_config()
     mesh = sharding.make_mesh(shape, jax.devices()[: int(np.prod(shape))])
-    ds, layouts, datasets = _batch(config)
+    ds, layouts = _batch(config)
     trainer, abstract = train.make_trainer(config, mesh)
     out = []
     with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
@@ -69,7 +62,7 @@ def _losses_on_mesh(shape):
         step = jax.jit(trainer.train_step, donate_argnums=0, out_shardings=(shardings, None))
         for i in range(2):
             batch = input_pipeline.to_global(ds[i], mesh, layouts)
-            state, metrics = step(state, multitask._to_task_batch(batch, datasets))
+            state, metrics = step(state, batch)
             out.append({k: float(v) for k, v in jax.device_get(metrics).items()})
     return out
 
@@ -177,14 +170,14 @@ def test_stage2_backward_skips_frozen_parameters():
     config.model.new_levels = (1, 3)
     config.trainable = r"model\.layer_attention\.new_input_proj\..*"
     mesh = sharding.make_mesh((1, 1, 1), jax.devices()[:1])
-    ds, layouts, datasets = _batch(config)
+    ds, layouts = _batch(config)
     trainer, abstract = train.make_trainer(config, mesh)
     full_config = config.copy_and_resolve_references()
     full_config.trainable = ""
     full = dataclasses.replace(trainer, config=full_config)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(sharding.DEFAULT_RULES):
         state, _ = train.create_state(trainer, abstract)
-        batch = multitask._to_task_batch(input_pipeline.to_global(ds[0], mesh, layouts), datasets)
+        batch = input_pipeline.to_global(ds[0], mesh, layouts)
         args = (state["params"], state["model_state"], batch, state["rng"])
 
         def grads(t):

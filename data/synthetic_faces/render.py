@@ -15,50 +15,8 @@ import dataclasses
 import numpy as np
 
 from data.synthetic_faces import geometry as geo
+from faceptor_jax.datasets import CELEBA_ATTRIBUTES
 
-CELEBA_ATTRIBUTES = [
-    "5_o_Clock_Shadow",
-    "Arched_Eyebrows",
-    "Attractive",
-    "Bags_Under_Eyes",
-    "Bald",
-    "Bangs",
-    "Big_Lips",
-    "Big_Nose",
-    "Black_Hair",
-    "Blond_Hair",
-    "Blurry",
-    "Brown_Hair",
-    "Bushy_Eyebrows",
-    "Chubby",
-    "Double_Chin",
-    "Eyeglasses",
-    "Goatee",
-    "Gray_Hair",
-    "Heavy_Makeup",
-    "High_Cheekbones",
-    "Male",
-    "Mouth_Slightly_Open",
-    "Mustache",
-    "Narrow_Eyes",
-    "No_Beard",
-    "Oval_Face",
-    "Pale_Skin",
-    "Pointy_Nose",
-    "Receding_Hairline",
-    "Rosy_Cheeks",
-    "Sideburns",
-    "Smiling",
-    "Straight_Hair",
-    "Wavy_Hair",
-    "Wearing_Earrings",
-    "Wearing_Hat",
-    "Wearing_Lipstick",
-    "Wearing_Necklace",
-    "Wearing_Necktie",
-    "Young",
-]
-EXPRESSIONS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")  # AffectNet ids
 # (celebamask_hq label, lapa label) per drawn part; None = that label set does not paint it.
 PARTS = {
     "cloth": (3, 0), "neck": (1, 0), "hair_back": (14, 10), "ear_R": (5, 1), "ear_L": (4, 1),

@@ -1,8 +1,9 @@
 """Synthetic faces as grain random-access sources, one view per Faceptor dataset name.
 
 `SyntheticFaces("ibug300w", "train")[i]` returns the same raw record layout the TFDS builder of
-that dataset yields (see faceptor_jax/task_transforms.py), rendered on the fly, deterministically
-from (seed, split, i). `render_full(...)` returns every label at once (the TFDS synthetic build).
+that dataset yields (read by the task files' transforms, `faceptor_jax/tasks/`), rendered on the
+fly, deterministically from (seed, split, i). `render_full(...)` returns every label at once
+(the TFDS synthetic build).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from data.synthetic_faces import draw, render
 from data.synthetic_faces import geometry as geo
+from faceptor_jax import datasets
 
 _SPLIT_OFFSET = {"train": 0, "test": 1_000_003}
 
@@ -44,7 +46,7 @@ DATASET_LAYOUTS: dict[str, Layout] = {
     "wflw": Layout(512, 0.2, 0.08, ("landmarks_98", "box")),
     "aflw19": Layout(512, 0.2, 0.08, ("landmarks_19", "box")),
 }
-VERIFICATION = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "mlfw")
+VERIFICATION = datasets.VERIFICATION_SETS
 # raw-record key the pipeline expects <- key of render_full's output
 _RENAME = {"expression": "label", "mask_celebamask_hq": "mask", "mask_lapa": "mask"}
 _RENAME |= {f"landmarks_{k}": "landmarks" for k in (68, 98, 29, 19, 106)}

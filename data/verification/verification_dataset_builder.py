@@ -7,8 +7,7 @@ import tensorflow_datasets as tfds
 
 from data import common
 from faceptor_jax import verification
-
-SETS = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "mlfw")
+from faceptor_jax.datasets import VERIFICATION_SETS as SETS
 
 
 class Verification(common.ManualBuilder):

@@ -1,54 +1,42 @@
 """The tasks Faceptor is trained on, as data: one line per dataset-level task.
 
-Adding a task of an existing type is one line in `TASKS`; a new type is one file beside these
-(its interpreter kind, output module and decoding) plus its lines here.
+A task of an existing type is one line in `TASKS` (plus a dataset line in `datasets.DATASETS` for
+a new dataset); a new type is one file beside these (a `TaskType`) and its lines here.
 """
 
 from collections.abc import Iterable, Mapping
 
 import jax
+import numpy as np
 
+from faceptor_jax import datasets
 from faceptor_jax.model.head_spec import HeadSpec
-from faceptor_jax.tasks import age, attributes, expression, landmarks, parsing, recognition
-from faceptor_jax.tasks.parsing import CELEBAMASK_LABELS, LAPA_LABELS
+from faceptor_jax.tasks import age, attributes, crops, expression, landmarks, parsing, recognition
 from faceptor_jax.tasks.spec import LossContext, Task, TaskType
 
-__all__ = ["TASKS", "LossContext", "Task", "TaskType", "get", "head_specs"]
+__all__ = ["TASKS", "LossContext", "Task", "TaskType", "get", "head_specs", "transform"]
 
 R, A, T, E, P, L = (m.TYPE for m in (recognition, age, attributes, expression, parsing, landmarks))
-EXPR = expression.LABELS
 
-# name: Task(name, type, dataset, input size, queries, outputs, original name, labels)
+# name: Task(name, type, dataset of datasets.DATASETS, the original's task name)
 TASKS: dict[str, Task] = {
-    "recognition_ms1mv3": Task("recognition_ms1mv3", R, "MS1MV3", 112, 0, 512, "recog_ms1mv3"),
-    "age_morph2": Task("age_morph2", A, "MORPH2", 112, 101, 101, "age_morph2"),
-    "age_utkface": Task("age_utkface", A, "UTKFace", 112, 101, 101, "age_utkface"),
-    "attributes_celeba": Task("attributes_celeba", T, "CelebA", 112, 40, 40, "biattr_celeba"),
-    "expression_affectnet": Task(
-        "expression_affectnet", E, "AffectNet", 112, 7, 7, "affect_affectnet", EXPR
-    ),
-    "expression_rafdb": Task("expression_rafdb", E, "RAF-DB", 112, 7, 7, "affect_rafdb", EXPR),
-    "expression_ferplus": Task(
-        "expression_ferplus", E, "FERPlus", 112, 7, 7, "affect_ferplus", EXPR
-    ),
-    "parsing_celebamaskhq": Task(
-        "parsing_celebamaskhq",
-        P,
-        "CelebAMask-HQ",
-        512,
-        19,
-        19,
-        "parsing_celebam",
-        CELEBAMASK_LABELS,
-    ),
-    "parsing_lapa": Task("parsing_lapa", P, "LaPa", 512, 11, 11, "parsing_lapa", LAPA_LABELS),
-    "landmarks_300w": Task("landmarks_300w", L, "300W", 512, 68, 68, "align_300w"),
-    "landmarks_cofw": Task("landmarks_cofw", L, "COFW", 512, 29, 29, "align_cofw"),
-    "landmarks_wflw": Task("landmarks_wflw", L, "WFLW", 512, 98, 98, "align_wflw"),
-    "landmarks_aflw": Task("landmarks_aflw", L, "AFLW-19", 512, 19, 19, "align_aflw"),
+    "recognition_ms1mv3": Task("recognition_ms1mv3", R, "ms1mv3", "recog_ms1mv3"),
+    "age_morph2": Task("age_morph2", A, "morph2", "age_morph2"),
+    "age_utkface": Task("age_utkface", A, "utkface", "age_utkface"),
+    "attributes_celeba": Task("attributes_celeba", T, "celeba", "biattr_celeba"),
+    "expression_affectnet": Task("expression_affectnet", E, "affectnet", "affect_affectnet"),
+    "expression_rafdb": Task("expression_rafdb", E, "rafdb", "affect_rafdb"),
+    "expression_ferplus": Task("expression_ferplus", E, "ferplus", "affect_ferplus"),
+    "parsing_celebamaskhq": Task("parsing_celebamaskhq", P, "celebamask_hq", "parsing_celebam"),
+    "parsing_lapa": Task("parsing_lapa", P, "lapa", "parsing_lapa"),
+    "landmarks_300w": Task("landmarks_300w", L, "ibug300w", "align_300w"),
+    "landmarks_cofw": Task("landmarks_cofw", L, "cofw", "align_cofw"),
+    "landmarks_wflw": Task("landmarks_wflw", L, "wflw", "align_wflw"),
+    "landmarks_aflw": Task("landmarks_aflw", L, "aflw19", "align_aflw"),
+    "landmarks_lapa": Task("landmarks_lapa", L, "lapa", "align_lapa"),  # not in the paper
 }
 
-# Faceptor-Base / Naive Faceptor train these 7; Faceptor-Full (and stage 2) all 13.
+# Faceptor-Base / Naive Faceptor train these 7; Faceptor-Full (and stage 2) the paper's 13.
 BASE: tuple[str, ...] = (
     "recognition_ms1mv3",
     "age_morph2",
@@ -58,9 +46,10 @@ BASE: tuple[str, ...] = (
     "parsing_celebamaskhq",
     "landmarks_300w",
 )
-FULL: tuple[str, ...] = tuple(TASKS)
+FULL: tuple[str, ...] = tuple(n for n in TASKS if n != "landmarks_lapa")
 
-TASK_TYPES: tuple[TaskType, ...] = (R, A, T, E, P, L)
+# Every type, in the order the evaluation report lists their tables.
+TASK_TYPES: tuple[TaskType, ...] = (R, A, E, T, P, L)
 
 
 def get(name: str) -> Task:
@@ -85,3 +74,20 @@ def head_specs(names: Iterable[str]) -> tuple[HeadSpec, ...]:
 def decode(outputs: Mapping[str, Mapping[str, jax.Array]]) -> dict[str, dict]:
     """{task: raw model outputs} -> {task: outputs in user terms (raw logits kept)}."""
     return {name: get(name).type.decode(raw, get(name)) for name, raw in outputs.items()}
+
+
+def transform(
+    name: str,
+    record: Mapping,
+    rng: np.random.Generator,
+    train: bool,
+    size: int | None = None,
+    policy: str = "original",
+    dataset: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Task `name`'s train or test transform of one raw record of `dataset` (default: the task's;
+    recognition's test sets are the verification sets) -> one example (numpy)."""
+    crops.check_policy(policy)
+    task = get(name)
+    ds = datasets.get(dataset or task.dataset)
+    return task.type.transform(record, rng, train, size or task.input_size, ds, policy)

@@ -3,13 +3,20 @@
 Prediction is σ(logit) rounded (logit > 0), as the original's evaluator.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
+import numpy as np
 
-from faceptor_jax import losses, report
+from faceptor_jax import datasets, losses, report
 from faceptor_jax.metrics import AttributeAccumulator
-from faceptor_jax.tasks.spec import LossContext, Task, TaskType
+from faceptor_jax.tasks import crops
+from faceptor_jax.tasks.spec import LossContext, PredictOutput, Task, TaskType
+
+
+def transform(record, rng, train: bool, size: int, dataset: datasets.Dataset, policy: str):
+    image = crops.small_image(rng, record["image"], train, size, policy)
+    return {"image": image, "attributes": np.asarray(record["attributes"], np.int32)}
 
 
 def decode(raw: Mapping[str, jax.Array], task: Task) -> dict:
@@ -26,7 +33,31 @@ def evaluate(raw, batch, dataset: str, size: int) -> AttributeAccumulator:
 
 
 def summarize(acc: AttributeAccumulator, dataset: str) -> report.Result:
-    return report.Result("attributes", dataset, acc.compute())
+    return report.Result("attributes", dataset, acc.compute(datasets.get(dataset).labels))
 
 
-TYPE = TaskType("attributes", "biattr", "value", "none", decode, loss, evaluate, summarize)
+def tables(results: Sequence[report.Result]) -> list[report.Table]:
+    out, f = [], report.fmt
+    for r in results:
+        row = (f(r.metrics["mean_accuracy"]), f(r.metrics["mA"]))
+        title = f"Attribute recognition — {report.display(r.dataset)}"
+        out.append(report.Table(title, ("Mean accuracy (%)", "mA (%)"), (row,)))
+    return out
+
+
+def _entry(value, matrix, task, labels, mask) -> dict:
+    return dict(zip(labels, np.round(value, 4).tolist(), strict=True))
+
+
+PREDICT = PredictOutput(
+    key="attributes",
+    schema={"type": "object"},  # task -> {CelebA attribute: probability}
+    essentials=lambda d: d["probabilities"],
+    entry=_entry,
+)
+TYPE = TaskType(
+    name="attributes", original="biattr", kind="value", output="none", input_size=112,
+    head=lambda d: (len(d.labels), len(d.labels)), transform=transform, crop=crops.ARCFACE,
+    decode=decode, loss=loss, evaluate=evaluate, summarize=summarize, report="attributes",
+    tables=tables, predict=PREDICT,
+)  # fmt: skip

@@ -1,15 +1,20 @@
 """Facial expression (AffectNet, RAF-DB, FERPlus): 7 queries, classes in AffectNet id order."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from faceptor_jax import losses, report
+from faceptor_jax import datasets, losses, report
 from faceptor_jax.metrics import ClassificationAccumulator
-from faceptor_jax.tasks.spec import LossContext, Task, TaskType
+from faceptor_jax.tasks import crops
+from faceptor_jax.tasks.spec import LossContext, PredictOutput, Task, TaskType
 
-LABELS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")
+
+def transform(record, rng, train: bool, size: int, dataset: datasets.Dataset, policy: str):
+    image = crops.small_image(rng, record["image"], train, size, policy)
+    return {"image": image, "label": np.int32(record["label"])}
 
 
 def decode(raw: Mapping[str, jax.Array], task: Task) -> dict:
@@ -30,7 +35,32 @@ def evaluate(raw, batch, dataset: str, size: int) -> ClassificationAccumulator:
 
 
 def summarize(acc: ClassificationAccumulator, dataset: str) -> report.Result:
-    return report.Result("expression", dataset, acc.compute(LABELS))
+    return report.Result("expression", dataset, acc.compute(datasets.get(dataset).labels))
 
 
-TYPE = TaskType("expression", "affect", "value", "none", decode, loss, evaluate, summarize)
+def tables(results: Sequence[report.Result]) -> list[report.Table]:
+    out, f = [], report.fmt
+    for r in results:
+        row = (f(r.metrics["accuracy"]), f(r.metrics["mean_class_accuracy"]))
+        title = f"Expression recognition — {report.display(r.dataset)}"
+        out.append(report.Table(title, ("Accuracy (%)", "Mean class accuracy (%)"), (row,)))
+    return out
+
+
+def _entry(value, matrix, task, labels, mask) -> dict:
+    probs = dict(zip(labels, np.round(value, 4).tolist(), strict=True))
+    return {"label": labels[int(np.argmax(value))], "probabilities": probs}
+
+
+PREDICT = PredictOutput(
+    key="expression",
+    schema={"type": "object"},  # task -> {"label", "probabilities": {label: p}}
+    essentials=lambda d: d["probabilities"],
+    entry=_entry,
+)
+TYPE = TaskType(
+    name="expression", original="affect", kind="value", output="none", input_size=112,
+    head=lambda d: (len(d.labels), len(d.labels)), transform=transform, crop=crops.ARCFACE,
+    decode=decode, loss=loss, evaluate=evaluate, summarize=summarize, report="expression",
+    tables=tables, predict=PREDICT,
+)  # fmt: skip

@@ -17,7 +17,7 @@ import ml_collections
 from absl import logging
 from flax import nnx
 
-from faceptor_jax import checkpoint, evaluate, input_pipeline, task_transforms, train
+from faceptor_jax import checkpoint, evaluate, input_pipeline, tasks, train
 from faceptor_jax.model import families
 from faceptor_jax.trainers.spec import Data, Rules, SourceFactory
 
@@ -25,7 +25,7 @@ from faceptor_jax.trainers.spec import Data, Rules, SourceFactory
 def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
     """Config errors a user can fix, raised before any compute."""
     train.model_task_names(config)  # unknown task names
-    task_transforms.check_policy(config.data.get("augment", "original"), "config.data.augment")
+    tasks.crops.check_policy(config.data.get("augment", "original"), "config.data.augment")
     dp = input_pipeline.data_parallel_size(mesh)
     for name, t in config.tasks.items():
         if t.batch_size % jax.process_count():
@@ -41,35 +41,32 @@ def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None
 
 
 def check_sources(config: ml_collections.ConfigDict, sources: SourceFactory) -> dict:
-    """Open every task's training source (a missing dataset fails here, before any compute)."""
-    out = {}
+    """{task: training stream}: every task's training source opened (a missing dataset fails
+    here, before any compute); tasks reading one dataset at one size share one source."""
+    opened, out = {}, {}
     for name, t in config.tasks.items():
-        out[t.dataset] = sources(t.dataset, "train", train.image_size(config, name))
+        size = train.image_size(config, name)
+        dataset = tasks.get(name).dataset
+        if (dataset, size) not in opened:
+            opened[dataset, size] = sources(dataset, "train", size)
+        out[name] = input_pipeline.Stream(opened[dataset, size], t.batch_size, size, name)
     return out
 
 
-def _to_task_batch(batch: Mapping, datasets: Mapping[str, str]) -> dict:
-    """{dataset: batch} from the pipeline -> {task: batch} for the model."""
-    return {task: batch[ds] for task, ds in datasets.items()}
-
-
-def pipeline(config, train_sources, mesh, trainer) -> tuple[Any, Any, dict]:
-    """The mixed {dataset: batch} training stream, its iterator and layouts."""
-    datasets = {name: t.dataset for name, t in config.tasks.items()}
+def pipeline(config, streams, mesh) -> tuple[Any, Any]:
+    """The mixed {task: batch} training stream's iterator and layouts."""
     ds, layouts = input_pipeline.mixed_dataset(
-        train_sources,
-        {d: config.tasks[t].batch_size for t, d in datasets.items()},
+        streams,
         int(config.total_steps),
         seed=int(config.seed),
         data_parallel=input_pipeline.data_parallel_size(mesh),
-        sizes={d: trainer.image_sizes[t] for t, d in datasets.items()},
         augment=config.data.get("augment", "original"),
     )
     iterator = input_pipeline.make_iterator(
         ds, num_threads=config.data.threads, prefetch=config.data.prefetch,
         workers=config.data.workers,
     )  # fmt: skip
-    return iterator, layouts, datasets
+    return iterator, layouts
 
 
 def checkpoint_architecture(
@@ -109,11 +106,9 @@ class MultiTask:
 
     def data(self, run: train.Trainer, opened: dict, mesh: jax.sharding.Mesh, start: int) -> Data:
         del start  # the grain iterator's saved position says where it resumes
-        iterator, layouts, datasets = pipeline(run.config, opened, mesh, run)
+        iterator, layouts = pipeline(run.config, opened, mesh)
         # `input_pipeline.to_global` looked up per call: tests stand in for it (a preemption).
-        to_device = lambda host: _to_task_batch(
-            input_pipeline.to_global(host, mesh, layouts), datasets
-        )
+        to_device = lambda host: input_pipeline.to_global(host, mesh, layouts)
         return Data(iterator=iterator, to_device=to_device)
 
     def nonfinite(self, state: train.State, metrics: Sequence[Mapping[str, Any]]) -> str | None:
