@@ -1,7 +1,9 @@
 """`python -m convert <kind> --src FILE --dst DIR`: PyTorch checkpoints -> faceptor_jax checkpoints.
 
 Kinds: `farl` (FaRL / CLIP image tower -> ViT encoder), `faceptor` (Faceptor / Naive Faceptor
-training checkpoints -> `Faceptor` / `NaiveFaceptor`; the CosFace classifier is stored apart).
+training checkpoints -> `Faceptor` / `NaiveFaceptor`; the CosFace classifier is stored apart),
+`swinface` (SwinFace's released / training checkpoint -> `SwinFace`; its PartialFC class-centre
+shard, optimizer and scheduler states are not converted).
 """
 
 import argparse
@@ -11,6 +13,7 @@ import sys
 from convert.faceptor import VARIANTS, convert_faceptor
 from convert.farl import convert_farl
 from convert.mapping import ConversionError
+from convert.swin import convert_swinface, read_swinface
 from convert.torch_reader import CheckpointError, load_torch_file, read_state_dict, state_dict_from
 from faceptor_jax.checkpoint import save_params
 
@@ -38,6 +41,12 @@ def convert_faceptor_file(
     save_params(dst, VARIANTS[variant].kind, cfg, params, extra=extra, losses=losses)
 
 
+def convert_swinface_file(src: str, dst: str) -> None:
+    """Read a SwinFace checkpoint safely, convert strictly, write the model to `dst`."""
+    cfg, params = convert_swinface(read_swinface(src), src)
+    save_params(dst, "swinface", cfg, params, extra={"source": os.path.abspath(src)})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convert", description=__doc__)
     sub = parser.add_subparsers(dest="source", required=True)
@@ -60,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     fac.set_defaults(
         run=lambda a: convert_faceptor_file(a.src, a.dst, a.variant, a.heads, a.decoder_heads)
     )
+    swf = sub.add_parser("swinface", help="SwinFace checkpoint_step_*.pt -> checkpoint")
+    swf.add_argument("--src", required=True, help="its state_dict_{backbone,fam,tss,om} file")
+    swf.add_argument("--dst", required=True, help="output directory (must not hold a checkpoint)")
+    swf.set_defaults(run=lambda a: convert_swinface_file(a.src, a.dst))
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -13,6 +13,8 @@ from faceptor_jax import checkpoint, tasks, train
 from faceptor_jax.model import families
 from faceptor_jax.model.faceptor import FaceptorConfig
 from faceptor_jax.model.naive import NaiveConfig
+from faceptor_jax.model.swin import SwinConfig
+from faceptor_jax.model.swinface import SwinFaceConfig
 from faceptor_jax.model.transformer_decoder import DecoderConfig
 from faceptor_jax.model.vit import ViTConfig
 
@@ -38,6 +40,12 @@ TINY = {
         uper_channels=16,
     ),
     "farl_vit": ENC,
+    "swinface": SwinFaceConfig(
+        encoder=SwinConfig(image_size=28, embed_dim=8, depths=(2, 2), heads=(1, 2)),
+        embed_dim=12,
+        feature_dim=16,
+        level_out=(8, 8),
+    ),
 }
 
 
@@ -65,7 +73,7 @@ def test_config_round_trips_through_model_json(kind, tmp_path, numpy_init):
     if family.task_heads:
         assert families.load(tmp_path, task_heads=True).cfg == cfg
     else:
-        with pytest.raises(ValueError, match=r"model.json kind 'farl_vit'.*no task heads"):
+        with pytest.raises(ValueError, match=rf"model.json kind '{kind}'.*no task heads"):
             families.load(tmp_path, task_heads=True)
     other = next(f for k, f in families.FAMILIES.items() if k != kind)
     with pytest.raises(ValueError, match=rf"holds a {family.name} model, expected {other.name}"):
@@ -77,7 +85,8 @@ def test_with_compute_changes_no_parameter_shape(kind):
     family, cfg = families.get(kind), TINY[kind]
     fast = family.with_compute(cfg, dtype="bfloat16", attention_impl="xla", remat=True)
     encoder = getattr(fast, "encoder", fast)  # the encoder family's config is the encoder's
-    assert (encoder.dtype, encoder.attention_impl, encoder.remat) == ("bfloat16", "xla", True)
+    attention = getattr(encoder, "attention_impl", "xla")  # Swin's 49-token windows: no choice
+    assert (encoder.dtype, attention, encoder.remat) == ("bfloat16", "xla", True)
     shapes = lambda c: jax.tree.map(
         lambda x: (x.shape, x.dtype),
         nnx.to_pure_dict(nnx.state(nnx.eval_shape(lambda: family.build(c, nnx.Rngs(0))))),

@@ -127,3 +127,17 @@ def test_converter_reads_the_release_container_strictly(tmp_path):
     torch.save(container, tmp_path / "no_fam.pt")
     with pytest.raises(CheckpointError, match="no state_dict_fam"):
         swin_rules.read_swinface(str(tmp_path / "no_fam.pt"))
+
+
+def test_convert_cli_writes_a_model_directory_that_loads(tmp_path, run):
+    from convert.__main__ import main
+    from faceptor_jax.model import families
+
+    _, out, expected = run
+    dst = tmp_path / "swinface"
+    assert main(["swinface", "--src", str(FIXTURE / "swinface.pt"), "--dst", str(dst)]) == 0
+    model = families.load(dst)
+    assert isinstance(model, swinface.SwinFace)
+    again = model.features(jnp.asarray(expected["images"]))
+    np.testing.assert_array_equal(np.asarray(again["embedding"]), np.asarray(out["embedding"]))
+    assert main(["swinface", "--src", str(tmp_path / "absent.pt"), "--dst", str(dst)]) == 2

@@ -19,6 +19,8 @@ from flax import nnx
 from faceptor_jax import checkpoint
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
 from faceptor_jax.model.naive import NaiveConfig, NaiveFaceptor
+from faceptor_jax.model.swin import SwinConfig
+from faceptor_jax.model.swinface import SwinFace, SwinFaceConfig
 from faceptor_jax.model.vit import ViTConfig, ViTEncoder
 
 # Compute choices: they change how a model runs, never its parameters, so a checkpoint trained
@@ -47,6 +49,16 @@ def _naive(cfg: NaiveConfig, compute: Mapping[str, Any]) -> NaiveConfig:
     # The encoder only: the heads keep their own `dtype` (a converted model evaluates with
     # model.json's, as it always has).
     return dataclasses.replace(cfg, encoder=_encoder(cfg.encoder, compute))
+
+
+def _swin(cfg: SwinConfig, compute: Mapping[str, Any]) -> SwinConfig:
+    # Windows hold 49 tokens: attention is one small fused block, no implementation choice.
+    return dataclasses.replace(cfg, **{k: v for k, v in compute.items() if k != "attention_impl"})
+
+
+def _swinface(cfg: SwinFaceConfig, compute: Mapping[str, Any]) -> SwinFaceConfig:
+    heads = {"dtype": compute["dtype"]} if "dtype" in compute else {}
+    return dataclasses.replace(cfg, encoder=_swin(cfg.encoder, compute), **heads)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -113,6 +125,13 @@ FAMILIES: dict[str, Family] = {
         module=ViTEncoder,
         task_heads=False,
         compute=_encoder,
+    ),
+    "swinface": Family(
+        name="SwinFace",
+        config=SwinFaceConfig,
+        module=SwinFace,
+        task_heads=False,  # 42 fixed output heads, not heads built from task HeadSpecs
+        compute=_swinface,
     ),
 }
 
