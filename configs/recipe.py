@@ -1,4 +1,4 @@
-"""Shared pieces of the published recipes (FACEPTOR_SPEC §4, §7). Configs are plain data.
+"""Shared pieces of the published recipes (the original's training YAMLs). Configs are plain data.
 
 Batch sizes are GLOBAL (the original's per-GPU size × its GPU count); `loss_weight` and
 `task_weights` are the original YAML values: the effective weight of task t of type T is
