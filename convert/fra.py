@@ -161,6 +161,18 @@ def _alias_problems(state: dict) -> list[str]:
     return problems
 
 
+def fra_rules(cfg) -> list[Rule]:
+    """The whole pretraining model's keys (`module.`-prefixed) onto `FRA`: online and teacher
+    backbone + neck, both predictors."""
+    rules = []
+    for src, dst in (("online_net", "online"), ("target_net", "teacher")):
+        rules += resnet_rules(rf"module\.{src}\.backbone\.", f"{dst}.backbone.", cfg.backbone)
+        rules += neck_rules(rf"module\.{src}\.neck\.", f"{dst}.neck.", cfg)
+    rules += mlp1d_rules(r"module\.predictor\.", "predictor.")
+    rules += mlp1d_rules(r"module\.predictor_obj\.", "predictor_obj.")
+    return rules
+
+
 def convert_fra(
     state: dict[str, np.ndarray], source: str, *, heads: int = 8, part: str = "all"
 ) -> tuple[FRAConfig | ResNetConfig, dict]:
@@ -175,12 +187,7 @@ def convert_fra(
         return cfg.backbone, _finish(flat, skeleton)
     if part != "all":
         raise ValueError(f"part must be 'all' or 'online_backbone', got {part!r}")
-    rules = []
-    for src, dst in (("online_net", "online"), ("target_net", "teacher")):
-        rules += resnet_rules(rf"module\.{src}\.backbone\.", f"{dst}.backbone.", cfg.backbone)
-        rules += neck_rules(rf"module\.{src}\.neck\.", f"{dst}.neck.", cfg)
-    rules += mlp1d_rules(r"module\.predictor\.", "predictor.")
-    rules += mlp1d_rules(r"module\.predictor_obj\.", "predictor_obj.")
+    rules = fra_rules(cfg)
     skeleton = _skeleton(lambda: FRA(cfg, rngs=nnx.Rngs(0)))
     dropped = (NUM_BATCHES, r"module\.encoder_q\..*", r"module\.center")
     problems = _alias_problems(state)

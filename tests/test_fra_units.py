@@ -14,7 +14,7 @@ import pytest
 import torch
 from flax import nnx
 
-from convert.fra import convert_fra, convert_resnet, mlp1d_rules, neck_rules, resnet_rules
+from convert.fra import convert_fra, convert_resnet, fra_rules
 from convert.mapping import ConversionError
 from convert.torch_reader import read_state_dict
 from faceptor_jax import fra_losses, lars
@@ -147,12 +147,7 @@ def test_optax_lars_is_not_the_originals():
 def test_trap_lars_exclusion_by_original_name(state, expected):
     """Our paths + the substring rule select exactly the original's excluded tensors."""
     cfg, _ = convert_fra(state, "fra_tiny")
-    rules = []
-    for src, dst in (("online_net", "online"), ("target_net", "teacher")):
-        rules += resnet_rules(rf"module\.{src}\.backbone\.", f"{dst}.backbone.", cfg.backbone)
-        rules += neck_rules(rf"module\.{src}\.neck\.", f"{dst}.neck.", cfg)
-    rules += mlp1d_rules(r"module\.predictor\.", "predictor.")
-    rules += mlp1d_rules(r"module\.predictor_obj\.", "predictor_obj.")
+    rules = fra_rules(cfg)
 
     def target(name: str) -> str:
         return next(r.target for r in rules if re.fullmatch(r.source, "module." + name))
