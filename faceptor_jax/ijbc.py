@@ -109,14 +109,18 @@ def pair_scores(
     template_a: np.ndarray,
     template_b: np.ndarray,
 ) -> np.ndarray:
-    """Cosine of each pair's template features [P]; unknown template ids are an error."""
-    index = {int(t): i for i, t in enumerate(unique_templates)}
+    """Cosine of each pair's template features [P] (`unique_templates` sorted, as returned by
+    `template_features`); template ids without an image are an error."""
+    unique_templates = np.asarray(unique_templates)
     wanted = np.unique(np.concatenate([template_a, template_b]))
-    missing = [int(t) for t in wanted if int(t) not in index]
-    if missing:
-        raise KeyError(f"{len(missing)} template id(s) in the pairs have no image: {missing[:10]}")
-    lookup = np.vectorize(index.__getitem__, otypes=[np.int64])
-    ia, ib = lookup(template_a), lookup(template_b)
+    pos = np.minimum(np.searchsorted(unique_templates, wanted), len(unique_templates) - 1)
+    missing = wanted[unique_templates[pos] != wanted]
+    if len(missing):
+        raise KeyError(
+            f"{len(missing)} template id(s) in the pairs have no image: {missing[:10].tolist()}"
+        )
+    ia = np.searchsorted(unique_templates, template_a)
+    ib = np.searchsorted(unique_templates, template_b)
     scores = np.empty(len(ia))
     for s in range(0, len(ia), PAIR_BATCH):
         a, b = template_feats[ia[s : s + PAIR_BATCH]], template_feats[ib[s : s + PAIR_BATCH]]
