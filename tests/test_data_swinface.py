@@ -200,3 +200,20 @@ def test_ijbc_missing_and_misaligned_meta(tmp_path):
     _write(str(tmp_path / "meta" / "ijbc_template_pair_label.txt"), "1 2 1\n1 3\n")
     with pytest.raises(common.ManualDownloadError, match=r"pair_label\.txt: malformed"):
         build("ijbc/pairs", str(tmp_path / "o4"), str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("ms1mv2", r"train\.rec: missing; expected the MS1MV2 \(faces_emore\) RecordIO data"),
+        ("clap2015", r"train/label\.csv: missing; expected the CLAP2015 train CSV"),
+        ("adience", r"faces: missing; expected the Adience faces/ folder"),
+        ("imdb_wiki/wiki", r"wiki_crop/wiki\.mat: missing; expected the wiki\.mat file"),
+        ("fgnet", r"images: missing; expected the FG-NET images/ folder"),
+        ("ijbc/faces", r"loose_crop: missing; expected the IJB-C loose crop folder"),
+    ],
+)
+def test_a_missing_manual_file_is_named_in_one_line(tmp_path, name, message):
+    with pytest.raises(common.ManualDownloadError, match=message) as err:
+        build(name, str(tmp_path / "out"), str(tmp_path))
+    assert "\n" not in str(err.value)
