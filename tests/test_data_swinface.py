@@ -103,6 +103,12 @@ def test_adience_folds_age_groups_and_gender(tmp_path):
     (rec,) = _read(b, "fold_1")
     assert (rec["age"], rec["age_group"], rec["gender"]) == (-1.0, -1, -1)
     assert len(_read(b, "fold_0+fold_1")) == 4
+    from faceptor_jax import datasets, input_pipeline  # the table's train split: all five folds
+
+    src = input_pipeline.open_tfds(
+        str(tmp_path / "out"), "adience", datasets.split("adience", "train")
+    )
+    assert len(src) == 7
     assert parse_age("(60, 100)") == (80.0, 7) and parse_age("old") is None
 
 
