@@ -11,15 +11,21 @@ import sys
 
 import tensorflow_datasets as tfds
 
+from data.adience.adience_dataset_builder import Adience
 from data.affectnet.affectnet_dataset_builder import Affectnet
 from data.aflw19.aflw19_dataset_builder import Aflw19
 from data.celeba.celeba_dataset_builder import Celeba
 from data.celebamask_hq.celebamask_hq_dataset_builder import CelebamaskHq
+from data.clap2015.clap2015_dataset_builder import Clap2015
 from data.cofw.cofw_dataset_builder import Cofw
 from data.ferplus.ferplus_dataset_builder import Ferplus
+from data.fgnet.fgnet_dataset_builder import Fgnet
 from data.ibug300w.ibug300w_dataset_builder import Ibug300w
+from data.ijbc.ijbc_dataset_builder import Ijbc
+from data.imdb_wiki.imdb_wiki_dataset_builder import ImdbWiki
 from data.lapa.lapa_dataset_builder import Lapa
 from data.morph2.morph2_dataset_builder import Morph2
+from data.ms1mv2.ms1mv2_dataset_builder import Ms1mv2
 from data.ms1mv3.ms1mv3_dataset_builder import Ms1mv3
 from data.rafdb.rafdb_dataset_builder import Rafdb
 from data.synthetic_faces.synthetic_faces_dataset_builder import SyntheticFaces
@@ -43,6 +49,12 @@ BUILDERS = {
     "wflw": Wflw,
     "aflw19": Aflw19,
     "synthetic_faces": SyntheticFaces,
+    "ms1mv2": Ms1mv2,
+    "ijbc": Ijbc,
+    "clap2015": Clap2015,
+    "adience": Adience,
+    "imdb_wiki": ImdbWiki,
+    "fgnet": Fgnet,
 }
 
 

@@ -76,6 +76,13 @@ DATASETS: dict[str, Dataset] = {
     "cofw": Dataset(display="COFW", landmarks=29, scale_mu=0.8, protocol="cofw"),
     "wflw": Dataset(display="WFLW", test="test_blur", landmarks=98, scale_mu=0.8, protocol="wflw"),
     "aflw19": Dataset(display="AFLW-19", test="test_frontal", landmarks=19, protocol="aflw"),
+    "ms1mv2": Dataset(display="MS1MV2", test="", identities=85742),
+    "clap2015": Dataset(display="CLAP2015"),  # also built: val (the original's evaluated split)
+    "adience": Dataset(display="Adience", train="fold_0+fold_1+fold_2+fold_3+fold_4", test=""),
+    "imdb": Dataset(display="IMDB", test=""),  # built as imdb_wiki/imdb
+    "wiki": Dataset(display="WIKI", test=""),  # built as imdb_wiki/wiki
+    "fgnet": Dataset(display="FG-NET", train=""),
+    "ijbc": Dataset(display="IJB-C", train=""),  # built as ijbc/faces + ijbc/pairs (template pairs)
 }
 VERIFICATION_SETS: tuple[str, ...] = tuple(n for n, d in DATASETS.items() if d.verification)
 
