@@ -22,7 +22,8 @@ def make_sources(config):
             raise ValueError("config.data.source='tfds' needs --config.data.data_dir")
 
         def built(dataset: str, split: str, size: int):
-            return input_pipeline.open_tfds(data.data_dir, dataset, datasets.split(dataset, split))
+            path = datasets.built_path(dataset)
+            return input_pipeline.open_tfds(data.data_dir, path, datasets.split(dataset, split))
 
         return built
     raise ValueError(f"config.data.source {data.source!r}: expected 'synthetic' or 'tfds'")

@@ -28,6 +28,7 @@ class Dataset:
     warp: float = 0.0
     protocol: str = ""
     verification: bool = False
+    built: str = ""  # where `python -m data build` writes it under data_dir ("" = its name)
 
 
 CELEBAMASK_HQ_LABELS = (
@@ -49,19 +50,19 @@ CELEBA_ATTRIBUTES = (
 EXPRESSIONS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")  # AffectNet ids
 
 
-def _pairs(display: str) -> Dataset:
-    return Dataset(display=display, train="", verification=True)
+def _pairs(display: str, name: str) -> Dataset:
+    return Dataset(display=display, train="", verification=True, built=f"verification/{name}")
 
 
 # name (data/<name>, TFDS name, synthetic view) -> its facts; verification sets in the paper's order
 DATASETS: dict[str, Dataset] = {
     "ms1mv3": Dataset(display="MS1MV3", test="", identities=93431),
-    "lfw": _pairs("LFW"),
-    "cfp_fp": _pairs("CFP-FP"),
-    "agedb_30": _pairs("AgeDB-30"),
-    "calfw": _pairs("CALFW"),
-    "cplfw": _pairs("CPLFW"),
-    "mlfw": _pairs("MLFW"),
+    "lfw": _pairs("LFW", "lfw"),
+    "cfp_fp": _pairs("CFP-FP", "cfp_fp"),
+    "agedb_30": _pairs("AgeDB-30", "agedb_30"),
+    "calfw": _pairs("CALFW", "calfw"),
+    "cplfw": _pairs("CPLFW", "cplfw"),
+    "mlfw": _pairs("MLFW", "mlfw"),
     "morph2": Dataset(display="MORPH II"),
     "utkface": Dataset(display="UTKFace"),
     "celeba": Dataset(display="CelebA", labels=CELEBA_ATTRIBUTES),
@@ -79,10 +80,10 @@ DATASETS: dict[str, Dataset] = {
     "ms1mv2": Dataset(display="MS1MV2", test="", identities=85742),
     "clap2015": Dataset(display="CLAP2015"),  # also built: val (the original's evaluated split)
     "adience": Dataset(display="Adience", train="fold_0+fold_1+fold_2+fold_3+fold_4", test=""),
-    "imdb": Dataset(display="IMDB", test=""),  # built as imdb_wiki/imdb
-    "wiki": Dataset(display="WIKI", test=""),  # built as imdb_wiki/wiki
+    "imdb": Dataset(display="IMDB", test="", built="imdb_wiki/imdb"),
+    "wiki": Dataset(display="WIKI", test="", built="imdb_wiki/wiki"),
     "fgnet": Dataset(display="FG-NET", train=""),
-    "ijbc": Dataset(display="IJB-C", train=""),  # built as ijbc/faces + ijbc/pairs (template pairs)
+    "ijbc": Dataset(display="IJB-C", train="", built="ijbc/faces"),  # + ijbc/pairs (template pairs)
 }
 VERIFICATION_SETS: tuple[str, ...] = tuple(n for n, d in DATASETS.items() if d.verification)
 
@@ -91,6 +92,11 @@ def get(name: str) -> Dataset:
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     return DATASETS[name]
+
+
+def built_path(name: str) -> str:
+    """The built dataset's folder under data_dir (a builder config writes `<builder>/<config>`)."""
+    return get(name).built or name
 
 
 def split(name: str, which: str) -> str:

@@ -4,6 +4,7 @@ import io
 import os
 import pickle
 
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -11,6 +12,7 @@ from PIL import Image
 
 from data import common, recordio
 from data.__main__ import build
+from data.sources import make_sources
 
 
 def _img(value: int, size=(8, 8), fmt="JPEG") -> bytes:
@@ -57,6 +59,12 @@ def test_verification_bin(tmp_path):
     records = _read(build("verification/lfw", str(tmp_path / "out"), str(tmp_path)), "test")
     got = sorted((round(common.decode(r["image_a"]).mean()), r["issame"]) for r in records)
     assert got == [(10, 1), (30, 0)]
+    # what evaluation opens: the set by its table name, found where the builder wrote it
+    config = ml_collections.ConfigDict(
+        {"data": {"source": "tfds", "data_dir": str(tmp_path / "out")}}
+    )
+    source = make_sources(config)("lfw", "test", 112)
+    assert len(source) == 2
 
 
 def test_morph2_with_a_corrupt_image(tmp_path, capsys):
