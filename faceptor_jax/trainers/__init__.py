@@ -29,13 +29,14 @@ with a class implementing the protocol and a `Run` with its `train_step`, one li
 
 import ml_collections
 
-from faceptor_jax.trainers import multitask
+from faceptor_jax.trainers import fra, multitask
 from faceptor_jax.trainers.spec import Data, Run, Trainer
 
 __all__ = ["TRAINERS", "Data", "Run", "Trainer", "get"]
 
 TRAINERS: dict[str, Trainer] = {
     "multitask": multitask.MultiTask(),  # supervised multi-task: Faceptor, Naive Faceptor
+    "fra": fra.FRATrainer(),  # self-supervised FRA pretraining: two views, momentum teacher, LARS
 }
 
 
