@@ -50,15 +50,15 @@ def random_resized_crop_box(
     for _ in range(10):
         target = area * rng.uniform(*scale)
         aspect = math.exp(rng.uniform(*log_ratio))
-        cw = int(round(math.sqrt(target * aspect)))
-        ch = int(round(math.sqrt(target / aspect)))
+        cw = round(math.sqrt(target * aspect))
+        ch = round(math.sqrt(target / aspect))
         if 0 < cw <= w and 0 < ch <= h:
             return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
     in_ratio = w / h  # fallback: the central crop at the clamped ratio
     if in_ratio < ratio[0]:
-        cw, ch = w, int(round(w / ratio[0]))
+        cw, ch = w, round(w / ratio[0])
     elif in_ratio > ratio[1]:
-        ch, cw = h, int(round(h * ratio[1]))
+        ch, cw = h, round(h * ratio[1])
     else:
         cw, ch = w, h
     return (h - ch) // 2, (w - cw) // 2, ch, cw

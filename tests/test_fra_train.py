@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from data.sources import make_sources
-from faceptor_jax import checkpoint, loop, trainers
+from faceptor_jax import checkpoint, loop, sharding, trainers
 from faceptor_jax import two_view_pipeline as tv
 from faceptor_jax.trainers import fra
 
@@ -31,7 +31,7 @@ def tiny_config(mesh=(-1, 1, 1)):
     c.data.synthetic_test_length = 16
     c.data.threads = 1
     c.log_every, c.checkpoint_every, c.keep_checkpoints = 1, 3, 2
-    c.eval_every, c.eval_at_end = 0, True
+    c.eval_every, c.eval_at_end = 0, False  # the evaluation's compile: not in CI time
     c.mesh = mesh
     return c
 
@@ -84,7 +84,7 @@ def runs(tmp_path_factory):
 
 
 def test_tiny_fra_trains_and_its_loss_falls(runs):
-    config, _, straight, _, _ = runs
+    _, _, straight, _, _ = runs
     losses = _losses(straight)
     assert sorted(losses) == list(range(1, TOTAL + 1))
     first, last = np.mean([losses[1], losses[2]]), np.mean([losses[7], losses[8]])
@@ -92,8 +92,6 @@ def test_tiny_fra_trains_and_its_loss_falls(runs):
     with open(os.path.join(straight, checkpoint.MODEL_FILE)) as f:
         meta = json.load(f)
     assert meta["kind"] == "fra" and meta["config"]["backbone"]["width"] == 8
-    with open(os.path.join(straight, "metrics.jsonl")) as f:
-        assert any("eval/loss" in json.loads(line) for line in f)  # eval_at_end
 
 
 def test_resume_after_sigterm_equals_the_uninterrupted_run(runs):
@@ -115,7 +113,7 @@ def test_the_loss_is_the_same_on_every_mesh(runs, mesh):
     """Two steps on `mesh` against the (8,1,1) run's first two losses."""
     config, trainer, straight, _, _ = runs
     config = tiny_config(mesh)
-    m = loop.mesh_from_config(config)
+    m = sharding.make_mesh(mesh, jax.devices()[: int(np.prod(mesh))])
     rules = loop.sharding_rules(config)
     run, state, shardings = trainer.create(config, m, rules)
     data = trainer.data(run, trainer.open_sources(config, make_sources(config)), m, 0)
