@@ -3,7 +3,8 @@
 The model's "attributes" output [B, 40, 2] is in SwinFace's order (`swinface.ATTRIBUTES`, its
 names: "Gender" is CelebA's Male); every use here first reorders it into the dataset's label order
 (`datasets.Dataset.labels`) by name, so labels, metrics and predict's names are the dataset's.
-Loss: the mean over attributes of each pair's softmax CE (labels −1 ignored). Prediction: argmax
+Loss: the sum over attributes of each pair's softmax CE (batch mean, labels −1 ignored), as the
+original sums its 40 attribute losses. Prediction: argmax
 of the pair (yes iff its logit is larger), scored as the mean accuracy over the 40.
 """
 
@@ -24,7 +25,7 @@ _ALIASES = {"gender": "male", "five_o_clock_shadow": "5_o_clock_shadow"}
 
 
 def _key(name: str) -> str:
-    k = name.lower().replace(" ", "_").replace("'", "")
+    k = name.lower().replace(" ", "_").replace("'", "_")
     return _ALIASES.get(k, k)
 
 
@@ -54,12 +55,13 @@ def decode(raw: Mapping[str, jax.Array], task: Task) -> dict:
 
 
 def pair_loss(pairs: jax.Array, targets: jax.Array) -> jax.Array:
-    """pairs [B, A, 2]; targets int [B, A] in {0, 1}, −1 ignored -> mean CE over valid entries."""
+    """pairs [B, A, 2]; targets int [B, A] in {0, 1}, −1 ignored -> Σ_a mean_b CE[b, a]."""
     x = pairs.astype(jnp.float32)
     valid = targets != -1
     t = jnp.where(valid, targets, 0)
     ce = jax.nn.logsumexp(x, -1) - jnp.take_along_axis(x, t[..., None], -1)[..., 0]
-    return jnp.sum(jnp.where(valid, ce, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
+    per_attribute = jnp.sum(jnp.where(valid, ce, 0.0), 0) / jnp.maximum(jnp.sum(valid, 0), 1)
+    return jnp.sum(per_attribute)
 
 
 def loss(raw: Mapping[str, jax.Array], batch: Mapping[str, jax.Array], ctx: LossContext):
