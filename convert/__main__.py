@@ -13,7 +13,7 @@ import sys
 from convert.faceptor import VARIANTS, convert_faceptor
 from convert.farl import convert_farl
 from convert.mapping import ConversionError
-from convert.swin import convert_swinface, read_swinface
+from convert.swin import convert_swinface, read_swinface, with_tasks
 from convert.torch_reader import CheckpointError, load_torch_file, read_state_dict, state_dict_from
 from faceptor_jax.checkpoint import save_params
 
@@ -44,7 +44,7 @@ def convert_faceptor_file(
 def convert_swinface_file(src: str, dst: str) -> None:
     """Read a SwinFace checkpoint safely, convert strictly, write the model to `dst`."""
     cfg, params = convert_swinface(read_swinface(src), src)
-    save_params(dst, "swinface", cfg, params, extra={"source": os.path.abspath(src)})
+    save_params(dst, "swinface", with_tasks(cfg), params, extra={"source": os.path.abspath(src)})
 
 
 def main(argv: list[str] | None = None) -> int:

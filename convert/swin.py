@@ -7,6 +7,7 @@ constant buffers (relative position index, shift masks, BN step counters) and it
 `head` Linear are dropped deliberately.
 """
 
+import dataclasses
 import re
 
 import numpy as np
@@ -24,6 +25,7 @@ from convert.mapping import (
     unflatten_paths,
 )
 from convert.torch_reader import CheckpointError, load_torch_file, state_dict_from
+from faceptor_jax import tasks as task_table
 from faceptor_jax.model.swin import SwinConfig
 from faceptor_jax.model.swinface import HEADS, SwinFace, SwinFaceConfig
 
@@ -173,6 +175,16 @@ def infer_swinface_config(state: dict[str, np.ndarray], source: str) -> SwinFace
         feature_dim=int(need("fam.nets.0.norm.weight").shape[0]),
         level_out=level_out,
     )  # fmt: skip
+
+
+def with_tasks(cfg: SwinFaceConfig) -> SwinFaceConfig:
+    """`cfg` serving `tasks.SWINFACE` (what its outputs are) at its input size: the model
+    directory's tasks for predict and eval."""
+    size = cfg.encoder.image_size
+    specs = task_table.head_specs(task_table.SWINFACE)
+    return dataclasses.replace(
+        cfg, tasks=tuple(dataclasses.replace(s, input_size=size) for s in specs)
+    )
 
 
 def convert_swinface(state: dict[str, np.ndarray], source: str) -> tuple[SwinFaceConfig, dict]:

@@ -48,6 +48,8 @@ CELEBA_ATTRIBUTES = (
     "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
 )  # fmt: skip
 EXPRESSIONS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")  # AffectNet ids
+# RAF-DB's own label order (label.txt's 1..7, minus 1): SwinFace's expression outputs
+RAFDB_ORDER = ("surprise", "fear", "disgust", "happy", "sad", "anger", "neutral")
 
 
 def _pairs(display: str, name: str) -> Dataset:

@@ -93,6 +93,8 @@ def evaluate(
     forward = lambda images: graphdef_forward(params, model_state, images)
     results = []
     for name, t in config.tasks.items():
+        if not t.get("evaluate", True):  # e.g. all but one stream of a task's training mix
+            continue
         size = trainer.image_sizes[name]
         limit = int(config.get("eval_max_batches", 0))
         results += evaluate_task(forward, name, t, sources, size, trainer.mesh, limit)

@@ -49,8 +49,11 @@ class AgeAccumulator(Accumulator):
     eps: np.ndarray = field(default=None, metadata=SUM)
 
     @classmethod
-    def from_batch(cls, pred_age: np.ndarray, age: np.ndarray) -> "AgeAccumulator":
-        """pred_age [B] expected age in years (`losses.expected_age`), age [B] ground truth."""
+    def from_batch(
+        cls, pred_age: np.ndarray, age: np.ndarray, sigma: np.ndarray | float = 3.0
+    ) -> "AgeAccumulator":
+        """pred_age [B] expected age in years (`losses.expected_age`), age [B] ground truth;
+        sigma: the ε-error's σ, one for all or [B] per image (an apparent age's std)."""
         pred = _finite("age", pred_age).astype(np.float64)
         age = np.asarray(age, np.float64)
         _same_shape("age", pred, age)
@@ -59,7 +62,7 @@ class AgeAccumulator(Accumulator):
             count=np.asarray(pred.size, np.int64),
             abs_err=np.sum(err),
             within5=np.asarray(np.sum(err <= 5), np.int64),
-            eps=np.sum(1 - np.exp(-np.square(err) / (2 * 3.0**2))),
+            eps=np.sum(1 - np.exp(-np.square(err) / (2 * np.square(sigma)))),
         )
 
     def compute(self) -> dict[str, float]:

@@ -38,6 +38,12 @@ class OptimConfig:
     # (path regex, group) pairs, first match wins; paths look like "encoder.blocks.attn.qkv".
     groups: tuple[tuple[str, str], ...] = ((r".*", "default"),)
     multipliers: tuple[tuple[str, float], ...] = (("default", 1.0),)
+    # "faceptor": multiplier × (warmup + cosine over the steps after warmup); "timm": timm's
+    # CosineLRScheduler as SwinFace sets it (warmup_prefix False): base_lr and end_lr absolute
+    # for every group, peak_lr × multiplier, cosine over the raw step t / total_steps.
+    schedule: str = "faceptor"
+    # Groups whose own gradient norm is clipped at clip_norm (then no global clip); () = global.
+    clip_groups: tuple[str, ...] = ()
 
 
 def original_schedule(cfg: OptimConfig) -> Callable[[jax.Array], jax.Array]:
@@ -54,8 +60,29 @@ def original_schedule(cfg: OptimConfig) -> Callable[[jax.Array], jax.Array]:
     return schedule
 
 
+def timm_schedule(cfg: OptimConfig, multiplier: float) -> Callable[[jax.Array], jax.Array]:
+    """LR at t of timm's CosineLRScheduler(t_initial=total_steps, lr_min=end_lr,
+    warmup_lr_init=base_lr, warmup_t=warmup_steps, warmup_prefix=False) for a group whose
+    base LR is peak_lr × multiplier."""
+    peak = cfg.peak_lr * multiplier
+
+    def schedule(t: jax.Array) -> jax.Array:
+        t = jnp.asarray(t, jnp.float32)
+        warm = cfg.base_lr + t * (peak - cfg.base_lr) / max(cfg.warmup_steps, 1)
+        progress = jnp.clip(t / max(cfg.total_steps, 1), 0.0, 1.0)
+        cos = cfg.end_lr + 0.5 * (peak - cfg.end_lr) * (1.0 + jnp.cos(math.pi * progress))
+        return jnp.where(t < cfg.warmup_steps, warm, cos)
+
+    return schedule
+
+
 def step_lr(cfg: OptimConfig, multiplier: float = 1.0) -> Callable[[jax.Array], jax.Array]:
     """LR used by the update at optimizer step `count` (0-based): schedule(max(count − 1, 0))."""
+    if cfg.schedule not in ("faceptor", "timm"):
+        raise ValueError(f"optim.schedule {cfg.schedule!r}: expected 'faceptor' or 'timm'")
+    if cfg.schedule == "timm":
+        timm = timm_schedule(cfg, multiplier)
+        return lambda count: timm(jnp.maximum(count - 1, 0))
     schedule = original_schedule(cfg)
     return lambda count: multiplier * schedule(jnp.maximum(count - 1, 0))
 
@@ -91,6 +118,8 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
     unknown = [n for n in names if n not in multipliers]
     if unknown:
         raise ValueError(f"optimizer groups {unknown} have no LR multiplier in {multipliers}")
+    if not set(cfg.clip_groups) <= set(names):
+        raise ValueError(f"optim.clip_groups {list(cfg.clip_groups)}: not among groups {names}")
     transforms = {}
     for name in names:
         if multipliers[name] == 0:
@@ -104,8 +133,12 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
             weight_decay=cfg.weight_decay,
             mask=_decay_mask(cfg.decay_all),
         )
+        if cfg.clip_norm and name in cfg.clip_groups:  # this group's own norm (SwinFace)
+            transforms[name] = optax.chain(
+                optax.clip_by_global_norm(cfg.clip_norm), transforms[name]
+            )
     tx = optax.multi_transform(transforms, lambda p: param_groups(p, cfg.groups))
-    if cfg.clip_norm:
+    if cfg.clip_norm and not cfg.clip_groups:
         tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), tx)
     if cfg.grad_accum > 1:
         tx = optax.MultiSteps(tx, every_k_schedule=cfg.grad_accum)

@@ -146,7 +146,7 @@ class Trainer:
         return nnx.merge(self.graphdef, params, model_state)
 
     def task_losses(
-        self, params: Mapping, model_state: Mapping, batch: Mapping, rng: jax.Array
+        self, params: Mapping, model_state: Mapping, batch: Mapping, rng: jax.Array, step: Any = 0
     ) -> tuple[jax.Array, tuple[dict, Mapping]]:
         params = stop_frozen(params, self.config.get("trainable"))
         model = self.merge(params["model"], model_state)
@@ -161,6 +161,7 @@ class Trainer:
                 mesh=self.mesh,
                 params=params["loss"].get(name, {}),
                 config=self.config,
+                step=step,
             )
             per_task[name] = task.type.loss(outputs[name], b, ctx)
         total = sum(self.weights[t] * per_task[t] for t in per_task)
@@ -172,7 +173,7 @@ class Trainer:
         rng, step_rng = jax.random.split(state["rng"])
         grad_fn = jax.value_and_grad(self.task_losses, has_aux=True)
         (total, (per_task, model_state)), grads = grad_fn(
-            state["params"], state["model_state"], batch, step_rng
+            state["params"], state["model_state"], batch, step_rng, state["step"]
         )
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)

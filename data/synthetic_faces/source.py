@@ -33,6 +33,10 @@ _SMALL = 112
 _ALIGNED = 0.53
 DATASET_LAYOUTS: dict[str, Layout] = {
     "ms1mv3": Layout(_SMALL, _ALIGNED, 0.02, ("label",)),
+    "ms1mv2": Layout(_SMALL, _ALIGNED, 0.02, ("label",)),
+    "imdb": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
+    "clap2015": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
+    "fgnet": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
     "morph2": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
     "utkface": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
     "celeba": Layout(_SMALL, _ALIGNED, 0.03, ("attributes",)),

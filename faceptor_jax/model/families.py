@@ -130,7 +130,7 @@ FAMILIES: dict[str, Family] = {
         name="SwinFace",
         config=SwinFaceConfig,
         module=SwinFace,
-        task_heads=False,  # 42 fixed output heads, not heads built from task HeadSpecs
+        task_heads=True,  # 42 fixed heads; every task gets every output, its type picks
         compute=_swinface,
     ),
 }

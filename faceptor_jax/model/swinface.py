@@ -24,6 +24,7 @@ from flax import nnx
 
 from faceptor_jax.layers import BatchNorm, Conv2d, Linear, dropout
 from faceptor_jax.model.channel_attention import ChannelGate
+from faceptor_jax.model.head_spec import HeadSpec, check_inputs, specs_from_dicts
 from faceptor_jax.model.interpreters import RecognitionHead
 from faceptor_jax.model.swin import SwinConfig, SwinTransformer, level_maps
 
@@ -65,9 +66,11 @@ ATTRIBUTES: tuple[str, ...] = (
 
 @dataclasses.dataclass(frozen=True)
 class SwinFaceConfig:
-    """Full size by default. `level_out`: each level's fusion conv width (Σ = feature_dim)."""
+    """Full size by default. `level_out`: each level's fusion conv width (Σ = feature_dim);
+    `tasks`: the tasks it serves (every task gets every output; the task type picks its own)."""
 
     encoder: SwinConfig = dataclasses.field(default_factory=SwinConfig)
+    tasks: tuple[HeadSpec, ...] = ()
     embed_dim: int = 512  # recognition embedding
     feature_dim: int = 512  # MLCA / subnet width
     level_out: tuple[int, ...] = (47, 93, 186, 186)
@@ -90,6 +93,7 @@ class SwinFaceConfig:
         d = dict(d)
         d["encoder"] = SwinConfig.from_dict(d["encoder"])
         d["level_out"] = tuple(d["level_out"])
+        d["tasks"] = specs_from_dicts(d.get("tasks", ()))
         return cls(**d)
 
 
@@ -182,7 +186,10 @@ class SwinFace(nnx.Module):
     ) -> dict[str, dict[str, jax.Array]]:
         """{task: images [B_t, S, S, 3]} -> {task: outputs of its rows}: "embedding" [B_t, E],
         "age" [B_t] (years, regression), "expression" [B_t, 7], "attributes" [B_t, 40, 2]
-        (`ATTRIBUTES` order, [no, yes] logits). One forward over all tasks' images together."""
+        (`ATTRIBUTES` order, [no, yes] logits). One forward over all tasks' images together.
+        With `cfg.tasks` set, task names must be among them."""
+        if self.cfg.tasks:
+            check_inputs(self.cfg.tasks, images)
         names = list(images)
         sizes = [images[n].shape[0] for n in names]
         out = self.features(jnp.concatenate([images[n] for n in names]), train=train, rng=rng)

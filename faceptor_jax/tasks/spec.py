@@ -36,13 +36,15 @@ class Crop:
 class LossContext:
     """What a task's loss needs besides outputs and labels: task, its name; image_size, the side
     of the model's input images (512 in the recipes; smaller in CPU demos); mesh; params, this
-    task's own loss weights (`LossParams`, {} for none); config, the run's config (static)."""
+    task's own loss weights (`LossParams`, {} for none); config, the run's config (static);
+    step, the training step of this update (traced int; 0 outside training)."""
 
     task: str
     image_size: int
     mesh: Any = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     config: Any = None
+    step: Any = 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

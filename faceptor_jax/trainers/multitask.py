@@ -76,7 +76,7 @@ def checkpoint_architecture(
     levels and task heads), keeping the config's compute choices (dtype, attention) — so a
     released model evaluates without restating its dimensions."""
     enc = config.model.encoder
-    compute = {"dtype": enc.dtype, "attention_impl": enc.attention_impl, "remat": enc.remat}
+    compute = {k: enc[k] for k in families.COMPUTE if k in enc}  # a Swin trunk has no impl
     kind, family, cfg = families.architecture(directory, task_heads=True, **compute)
     model = family.to_dict(cfg) | {"tasks": tuple(s.name for s in cfg.tasks)}
     config = ml_collections.ConfigDict(config.to_dict())

@@ -1,0 +1,73 @@
+"""SwinFace's published recipe: Swin-T + MLCA, four streams of 128 faces (32 per GPU × 4 GPUs).
+
+Streams (global batch per step): recognition on MS1MV2 (CosFace s 64, m 0.4); age on the AIO mix
+(Adience 25 %, MORPH II 25 %, WIKI and IMDB 50 %) as a regression with the MSE→Welsch blend; the
+40 CelebA attributes as 2-way softmaxes; expression on AffectNet 50 % + RAF-DB 50 % in RAF-DB's
+order. Losses summed with weight 1 per stream (the trainer divides the sum by the 4 stream
+weights, a constant AdamW absorbs, except that the backbone clip then acts at 4× the original's
+gradient scale). AdamW 5e-4 (backbone 5e-5), wd 0.05 on every parameter, timm's warmup 8k from
+5e-7 + cosine over the raw step to 80k with lr_min 5e-6 (absolute for both groups); grad-norm
+clip 5 on the backbone's own gradients. The backbone (trunk + recognition head) starts from a
+Swin-T recognition model: `--config.init.checkpoint=<swinface model dir or workdir>`.
+Evaluation: the verification sets, CLAP2015 and FG-NET (age), CelebA, RAF-DB.
+Not reproduced: PartialFC sampling (the class-sharded CosFace needs no logit gather), gender
+on the age datasets, fp16 loss scaling.
+"""
+
+import ml_collections
+
+from configs import recipe
+
+BATCH = {
+    "recognition_ms1mv2": 128,
+    "age_regression_adience": 32,
+    "age_regression_morph2": 32,
+    "age_regression_wiki": 32,
+    "age_regression_imdb": 32,
+    "attribute_pairs_celeba": 128,
+    "expression_ordered_affectnet": 64,
+    "expression_ordered_rafdb": 64,
+}
+EVALUATED = ("recognition_ms1mv2", "age_regression_imdb", "attribute_pairs_celeba",
+             "expression_ordered_rafdb")  # fmt: skip  # one stream per test protocol
+
+
+def streams(batch: dict[str, int], **extra) -> dict:
+    """Task entries; only `EVALUATED` streams run their test sets."""
+    out = recipe.tasks(batch, **extra)
+    for name, t in out.items():
+        t["evaluate"] = name in EVALUATED
+    return out
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = recipe.base_config()
+    c.model = ml_collections.ConfigDict(
+        dict(
+            kind="swinface",
+            encoder=dict(
+                image_size=112, patch=2, embed_dim=96, depths=(2, 2, 6, 2), heads=(3, 6, 12, 24),
+                window=7, mlp_ratio=4.0, drop_path_rate=0.1, dtype="float32", remat=False,
+            ),
+            embed_dim=512, feature_dim=512, level_out=(47, 93, 186, 186), drop=0.5,
+            dtype="float32",
+        )
+    )  # fmt: skip
+    c.tasks = ml_collections.ConfigDict(streams(BATCH))
+    c.task_weights = ml_collections.ConfigDict(
+        dict(recognition=1.0, age_regression=1.0, attribute_pairs=1.0, expression_ordered=1.0)
+    )
+    c.total_steps = 80000
+    c.optim = ml_collections.ConfigDict(
+        dict(
+            schedule="timm", base_lr=5e-7, peak_lr=5e-4, end_lr=5e-6, warmup_steps=8000,
+            total_steps=c.total_steps, weight_decay=0.05, clip_norm=5.0,
+            clip_groups=("backbone",), grad_accum=1, decay_all=True,
+            groups=((r"model\.(trunk|recognition)\..*", "backbone"), (r"model\..*", "heads"),
+                    (r".*", "losses")),
+            multipliers=(("backbone", 0.1), ("heads", 1.0), ("losses", 1.0)),
+        )
+    )  # fmt: skip
+    c.eval_every = 2000
+    c.checkpoint_every = 4000
+    return c
