@@ -21,7 +21,9 @@ from absl import logging
 from flax import nnx
 
 from faceptor_jax import checkpoint, sharding, trainers
+from faceptor_jax.errors import CheckpointError
 from faceptor_jax.metric_writer import MetricWriter
+from faceptor_jax.train_checkpoints import DamagedStep, TrainCheckpoints
 from faceptor_jax.trainers.spec import Rules, SourceFactory, Trainer
 
 
@@ -63,15 +65,21 @@ def train_and_evaluate(
     opened = trainer.open_sources(config, sources)
     os.makedirs(workdir, exist_ok=True)
     run, state, shardings = trainer.create(config, mesh, rules)
-    ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints, config.keep_every)
-    start = ckpts.latest_step() or 0
-    data = trainer.data(run, opened, mesh, start)
-    saved_data = data.iterator if data.checkpointed else None
-    if start:
-        state = ckpts.restore(start, state, shardings, saved_data)
+    ckpts = TrainCheckpoints(workdir, config.keep_checkpoints, config.keep_every)
+    while True:  # the newest intact step; a damaged one is moved aside
+        start = ckpts.latest_step() or 0
+        data = trainer.data(run, opened, mesh, start)
+        saved_data = data.iterator if data.checkpointed else None
+        if not start:
+            state = trainer.initialize(config, state)
+            break
+        try:
+            state = ckpts.restore(start, state, shardings, saved_data)
+        except DamagedStep as damaged:
+            ckpts.set_aside(damaged)
+            continue
         logging.info("resumed from %s at step %d", workdir, start)
-    else:
-        state = trainer.initialize(config, state)
+        break
     description = trainer.description(run)
     if description is not None and jax.process_index() == 0:
         # After a successful restore: the description fits the weights.
@@ -146,7 +154,7 @@ def evaluate_only(
     trainer = trainer or trainers.get(config)
     mesh = mesh_from_config(config)
     rules = sharding_rules(config)
-    ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints)
+    ckpts = TrainCheckpoints(workdir, config.keep_checkpoints)
     step = ckpts.latest_step()
     if not step and not config.init.checkpoint:
         ckpts.close()
@@ -160,7 +168,13 @@ def evaluate_only(
     run, state, shardings = trainer.create(config, mesh, rules)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
         if step:
-            state = ckpts.restore(step, state, shardings)
+            try:
+                state = ckpts.restore(step, state, shardings)
+            except DamagedStep as damaged:
+                ckpts.close()
+                raise CheckpointError(
+                    f"{damaged}; {checkpoint.intact_note(workdir, exclude=step)}"
+                ) from damaged
         else:
             state, step = trainer.initialize(config, state), 0
         ckpts.close()

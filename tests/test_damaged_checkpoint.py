@@ -1,0 +1,100 @@
+"""A damaged newest checkpoint never blocks a run: resume names the step and the reason, moves it
+aside (`<step>.damaged-<time>`, never deleted) and continues from the newest intact step with the
+same losses as an uninterrupted run from there; eval and export name the bad step and the intact
+ones; a step that reads but does not fit the config is refused, not moved."""
+
+import glob
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import regression_trainer as reg
+
+from faceptor_jax import checkpoint, loop
+from faceptor_jax.errors import CheckpointError
+
+
+def _losses(workdir: str) -> dict[int, float]:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def _truncate(step: str) -> None:
+    for f in glob.glob(f"{step}/state/d/*"):
+        with open(f, "r+b") as fh:
+            fh.truncate(os.path.getsize(f) // 2)
+
+
+def _garbage(step: str) -> None:
+    rng = np.random.default_rng(0)
+    for f in glob.glob(f"{step}/**/*", recursive=True):
+        if os.path.isfile(f):
+            with open(f, "wb") as fh:
+                fh.write(rng.bytes(64))
+
+
+def _empty(step: str) -> None:
+    shutil.rmtree(step)
+    os.makedirs(step)
+
+
+DAMAGE = {
+    "truncated": _truncate,
+    "no_METADATA": lambda s: os.remove(f"{s}/state/_METADATA"),
+    "no_manifest": lambda s: os.remove(f"{s}/state/manifest.ocdbt"),
+    "no_data_item": lambda s: shutil.rmtree(f"{s}/data"),
+    "emptied": _empty,
+    "garbage": _garbage,
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted 8-step run, and a 6-step run (checkpoints 3 and 6) to damage."""
+    root = tmp_path_factory.mktemp("runs")
+    loop.train_and_evaluate(reg.config(8), str(root / "straight"), None, reg.RegressionTrainer())
+    loop.train_and_evaluate(reg.config(6), str(root / "six"), None, reg.RegressionTrainer())
+    return root
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_damaged_newest_step_is_moved_aside_and_the_run_resumes_from_the_previous(
+    runs, tmp_path, kind, caplog
+):
+    workdir = str(tmp_path / "w")
+    shutil.copytree(runs / "six", workdir)
+    DAMAGE[kind](checkpoint.step_dir(workdir, 6))
+    with caplog.at_level("WARNING"):
+        loop.train_and_evaluate(reg.config(8), workdir, None, reg.RegressionTrainer())
+    lines = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(lines) == 1 and "training step 6 is unreadable (" in lines[0]
+    assert "moved aside to 6.damaged-" in lines[0] and "intact step (3)" in lines[0]
+    names = os.listdir(os.path.join(workdir, checkpoint.TRAIN_DIR))
+    assert any(n.startswith("6.damaged-") for n in names)  # kept, not deleted
+    assert sorted(int(n) for n in names if n.isdigit()) == [6, 8]  # resumed from 3, re-saved
+    want, got = _losses(str(runs / "straight")), _losses(workdir)
+    for step in (4, 5, 6, 7, 8):  # steps 4..6 run again from step 3, as uninterrupted
+        assert got[step] == want[step], step
+
+
+def test_eval_and_export_name_the_bad_step_and_the_intact_ones(runs, tmp_path):
+    workdir = str(tmp_path / "w")
+    shutil.copytree(runs / "six", workdir)
+    os.remove(os.path.join(checkpoint.step_dir(workdir, 6), "state", "_METADATA"))
+    with pytest.raises(CheckpointError, match=r"training step 6 is unreadable .*intact steps: 3"):
+        loop.evaluate_only(reg.config(8), workdir, None, trainer=reg.RegressionTrainer())
+    assert sorted(os.listdir(os.path.join(workdir, checkpoint.TRAIN_DIR))) == ["3", "6"]
+    with pytest.raises(CheckpointError, match=r"checkpoints/6: training step 6 is unreadable"):
+        checkpoint._restore_trained(workdir, 6, ("params",))
+
+
+def test_a_step_of_another_config_is_refused_not_moved(runs, tmp_path, monkeypatch):
+    workdir = str(tmp_path / "w")
+    shutil.copytree(runs / "six", workdir)
+    monkeypatch.setattr(reg, "DIM", reg.DIM + 1)
+    with pytest.raises(CheckpointError, match=r"do not fit this config's training state"):
+        loop.train_and_evaluate(reg.config(8), workdir, None, reg.RegressionTrainer())
+    assert sorted(os.listdir(os.path.join(workdir, checkpoint.TRAIN_DIR))) == ["3", "6"]
