@@ -15,6 +15,7 @@ from convert.farl import convert_farl
 from convert.mapping import ConversionError
 from convert.swin import convert_swinface, read_swinface, with_tasks
 from convert.torch_reader import CheckpointError, load_torch_file, read_state_dict, state_dict_from
+from faceptor_jax import errors
 from faceptor_jax.checkpoint import save_params
 
 
@@ -76,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except (CheckpointError, ConversionError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (CheckpointError, ConversionError, *errors.user_errors()) as e:
+        return errors.report("python -m convert", e)
     print(f"wrote {args.dst}")
     return 0
 

@@ -30,6 +30,10 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint or model directory missing, damaged or not fitting the model."""
 
 
+class NotFound(UserError, FileNotFoundError):
+    """A file or folder the command needs is not there (a mistyped path)."""
+
+
 class InputError(UserError, ValueError):
     """An input file or output location that cannot be used."""
 

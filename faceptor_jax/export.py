@@ -15,7 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from faceptor_jax import checkpoint
+from faceptor_jax import checkpoint, errors
+from faceptor_jax.errors import CheckpointError
 from faceptor_jax.model import families
 
 
@@ -24,7 +25,7 @@ def export(source: str | os.PathLike, out: str | os.PathLike) -> list[str]:
     directory; returns notes for the user (what was and was not copied)."""
     where, step = checkpoint.locate(source)
     if step is None:
-        raise ValueError(f"{where}: already a model directory, nothing to export")
+        raise CheckpointError(f"{where}: already a model directory, nothing to export")
     weights = checkpoint.step_dir(where, step)
     kind, family, cfg = families.architecture(weights)  # an unknown kind or bad config: stop
     checkpoint.save_params(
@@ -57,9 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         notes = export(args.source, args.out)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"export: {e}", file=sys.stderr)
-        return 1
+    except (*errors.user_errors(), ValueError) as e:  # ValueError: a model.json not understood
+        return errors.report("export", e)
     print("\n".join(notes))
     return 0
 

@@ -20,8 +20,8 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from faceptor_jax import checkpoint, sharding, trainers
-from faceptor_jax.errors import CheckpointError
+from faceptor_jax import checkpoint, config_checks, sharding, trainers
+from faceptor_jax.errors import CheckpointError, ConfigError, NotFound
 from faceptor_jax.metric_writer import MetricWriter
 from faceptor_jax.train_checkpoints import DamagedStep, TrainCheckpoints
 from faceptor_jax.trainers.spec import Rules, SourceFactory, Trainer
@@ -31,11 +31,11 @@ def mesh_from_config(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
     shape = list(config.mesh)
     n = jax.device_count()
     if shape.count(-1) > 1:
-        raise ValueError(f"config.mesh {tuple(shape)}: at most one -1")
+        raise ConfigError(f"config.mesh {tuple(shape)}: at most one -1")
     if -1 in shape:
         rest = int(np.prod([s for s in shape if s != -1]))
         if n % rest:
-            raise ValueError(f"config.mesh {tuple(config.mesh)} does not divide {n} devices")
+            raise ConfigError(f"config.mesh {tuple(config.mesh)} does not divide {n} devices")
         shape[shape.index(-1)] = n // rest
     return sharding.make_mesh(shape)
 
@@ -44,6 +44,13 @@ def sharding_rules(config: ml_collections.ConfigDict) -> Rules:
     """`config.sharding_rules` (logical axis -> mesh axes), or else `sharding.DEFAULT_RULES`."""
     rules = config.get("sharding_rules")
     return sharding.DEFAULT_RULES if rules is None else sharding.check_rules(rules)
+
+
+def _trainer(config: ml_collections.ConfigDict) -> Trainer:
+    try:
+        return trainers.get(config)
+    except ValueError as e:  # its message names config.trainer and the valid ones
+        raise ConfigError(str(e)) from e
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -58,7 +65,8 @@ def train_and_evaluate(
 ) -> dict:
     """Train `config` in `workdir` with `trainer` (default: the one `config.trainer` names);
     returns the last logged metrics (host floats)."""
-    trainer = trainer or trainers.get(config)
+    config_checks.check_run(config)  # steps and intervals, before anything compiles
+    trainer = trainer or _trainer(config)
     mesh = mesh_from_config(config)
     rules = sharding_rules(config)
     trainer.validate(config, mesh)
@@ -151,14 +159,19 @@ def evaluate_only(
     (a converted released model, or another run's workdir), with the trainer's evaluation (the
     multi-task one prints the tables, writes them to `workdir` and, for a model checkpoint,
     stores the verification threshold beside it, where predict reads it)."""
-    trainer = trainer or trainers.get(config)
+    trainer = trainer or _trainer(config)
     mesh = mesh_from_config(config)
     rules = sharding_rules(config)
+    if not config.init.checkpoint and not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise NotFound(
+            f"{workdir}: no training checkpoints ({checkpoint.TRAIN_DIR}/ is absent) and "
+            "config.init.checkpoint is empty: nothing to evaluate"
+        )
     ckpts = TrainCheckpoints(workdir, config.keep_checkpoints)
     step = ckpts.latest_step()
     if not step and not config.init.checkpoint:
         ckpts.close()
-        raise FileNotFoundError(
+        raise NotFound(
             f"{workdir} holds no training checkpoint and config.init.checkpoint is empty: "
             "nothing to evaluate"
         )

@@ -10,14 +10,16 @@ import av
 import numpy as np
 from PIL import Image, ImageSequence
 
+from faceptor_jax import errors
+
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 VIDEO_EXTS = (".gif", ".mp4", ".avi", ".mov", ".mkv", ".webm")
 MAX_PIXELS = 80_000_000  # larger inputs are reported and skipped (PIL's bomb guard is ~89 MP)
 VIDEO_CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"  # overlay videos
 
 
-class InputError(Exception):
-    """An input that cannot be processed (reported by name and skipped)."""
+# An input that cannot be processed (reported by name and skipped): the project's error type.
+InputError = errors.InputError
 
 
 def expand_inputs(paths: Sequence[str]) -> list[str]:

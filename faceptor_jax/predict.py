@@ -35,7 +35,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from faceptor_jax import align, media, preprocess, tasks
+from faceptor_jax import align, errors, media, preprocess, tasks
 from faceptor_jax.checkpoint import (
     VERIFICATION_FILE,
     locate,
@@ -343,9 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--video-stride {args.video_stride}: must be 1 or more")
     try:
         predictor = Predictor(args.checkpoint, args.tasks, conf=args.conf, threshold=args.threshold)
-    except FileNotFoundError as e:  # not a model: the message names the path and the layouts
-        print(f"predict: {e}", file=sys.stderr)
-        return 2
+    except errors.user_errors() as e:  # not a model, a damaged step, an unknown task
+        return errors.report("predict", e)
     if args.compare:
         try:
             a, b = (read_image(x) for x in args.compare)
