@@ -2,13 +2,14 @@
 bundled in its wheel) for MP4/AVI/MOV/MKV/WebM. Every input failure is an `InputError` that names
 the file, so a folder run can report it and go on."""
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 
 import av
 import numpy as np
-from PIL import Image, ImageSequence
+from PIL import Image, ImageOps, ImageSequence
 
 from faceptor_jax import errors
 
@@ -42,13 +43,37 @@ def _check_size(w: int, h: int, path: str) -> None:
         raise InputError(f"{path}: {w}x{h} is larger than {MAX_PIXELS:,} pixels")
 
 
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """RGB uint8 [H, W, 3] as the image is displayed: EXIF orientation applied (a phone photo
+    stored sideways comes out upright, so every coordinate is in the displayed image), 16-bit and
+    32-bit grayscale scaled to 8 bits (Pillow's own conversion clips them to near white), a
+    palette image with a transparent colour over white."""
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, SyntaxError):
+        img = ImageOps.exif_transpose(img)  # unreadable EXIF: as stored
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        wide = np.asarray(img).astype(np.int64)
+        gray = (np.clip(wide, 0, 65535) // 257).astype(np.uint8)  # 16-bit range -> 8 bits
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if img.mode == "F":
+        f = np.nan_to_num(np.asarray(img, dtype=np.float32))
+        f = f * 255.0 if f.size and f.max() <= 1.0 else f
+        gray = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if img.mode in ("P", "PA") and ("transparency" in img.info or img.mode == "PA"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
 def read_image(path: str) -> np.ndarray:
-    """RGB uint8 [H, W, 3]; InputError for non-images, truncated files and oversized images."""
+    """RGB uint8 [H, W, 3] as displayed (`to_rgb`); InputError for non-images, truncated files
+    and oversized images."""
     try:
         with Image.open(path) as img:
             _check_size(*img.size, path)
             img.load()
-            return np.asarray(img.convert("RGB"))
+            return to_rgb(img)
     except InputError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
