@@ -18,7 +18,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from data.sources import make_sources
-from faceptor_jax import errors
+from faceptor_jax import compile_cache, errors
 
 PROG = "main.py"
 
@@ -28,12 +28,7 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train, or evaluat
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "host:port of process 0 (multi-host).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of JAX processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
-_COMPILE_CACHE = flags.DEFINE_string(
-    "compile_cache",
-    os.path.join("~", ".cache", "faceptor_jax", "xla"),
-    "Persistent XLA compilation cache: a restart (resume, eval) reuses compiled programs "
-    "instead of compiling for minutes. Empty to disable.",
-)
+_COMPILE_CACHE = flags.DEFINE_string("compile_cache", compile_cache.DEFAULT, compile_cache.HELP)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -70,9 +65,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     import jax
 
-    if _COMPILE_CACHE.value:
-        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(_COMPILE_CACHE.value))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    compile_cache.enable(_COMPILE_CACHE.value)
     if _COORDINATOR.value or _NUM_PROCESSES.value:
         jax.distributed.initialize(
             coordinator_address=_COORDINATOR.value,

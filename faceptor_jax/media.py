@@ -34,6 +34,33 @@ def expand_inputs(paths: Sequence[str]) -> list[str]:
     return out
 
 
+def output_names(paths: Sequence[str]) -> dict[str, str]:
+    """{input: its output name under --output}: the file name, or, when two inputs share one
+    (a/x.jpg, b/x.jpg), every input's path relative to the inputs' common folder — so outputs
+    never overwrite each other and keep the inputs' folder structure."""
+    names = {p: os.path.basename(p) for p in paths}
+    if len(set(names.values())) == len(names):
+        return names
+    full = {p: os.path.abspath(p) for p in paths}
+    root = os.path.commonpath([os.path.dirname(f) for f in full.values()])
+    return {p: os.path.relpath(f, root) for p, f in full.items()}
+
+
+def check_output_dir(path: str) -> None:
+    """Create `path` if needed and make sure files can be written there, before any input is
+    analysed; InputError names the folder and why not."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"--output {path}: a file, not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise InputError(f"--output {path}: cannot write there ({e.strerror or e})") from e
+
+
 def is_video(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTS)
 

@@ -1,0 +1,62 @@
+"""predict's output folder is checked before anything is analysed (a file where the folder should
+be, a folder that cannot be created or written: one line, exit 2), and inputs with the same file
+name in different folders get distinct outputs under --output, keeping their folders."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceptor_jax import media, predict
+
+
+class _Stub:
+    """What `predict.run` needs of a Predictor: no model, no faces."""
+
+    weights, tasks, labels = "/stub", {}, {}
+
+    def __call__(self, rgb):
+        return [], {}
+
+
+@pytest.mark.parametrize("kind", ["file", "under a file", "read-only"])
+def test_unusable_output_is_one_line_before_any_analysis(tmp_path, capsys, kind, monkeypatch):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    out = {"file": blocker, "under a file": blocker / "sub", "read-only": tmp_path / "ro"}[kind]
+    if kind == "read-only":
+        out.mkdir()
+        out.chmod(0o555)
+        if os.access(out, os.W_OK):  # root writes anyway: the OS is made to refuse instead
+            real = open
+
+            def refuse(path, *a, **k):
+                if str(path).startswith(str(out)):
+                    raise PermissionError(13, "Permission denied", str(path))
+                return real(path, *a, **k)
+
+            monkeypatch.setattr("builtins.open", refuse)
+    loaded = []
+    monkeypatch.setattr(predict, "Predictor", lambda *a, **k: loaded.append(1))
+    argv = ["--checkpoint", "/nowhere", "--input", str(tmp_path), "--output", str(out)]
+    assert predict.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"predict: error: --output {out}: "), err
+    assert ("a file, not a folder" in err) == (kind == "file") and not loaded
+
+
+def test_same_named_inputs_keep_their_folders(tmp_path, capsys):
+    for sub in ("a", "b/c"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in" / sub / "x.png")
+    inputs = [str(tmp_path / "in" / "a"), str(tmp_path / "in" / "b" / "c" / "x.png")]
+    out = tmp_path / "out"
+    summary = predict.run(_Stub(), inputs, str(out))
+    assert len(summary["processed"]) == 2
+    for sub in ("a", "b/c"):
+        doc = json.loads((out / sub / "x.png.json").read_text())
+        assert doc["input"] == str(tmp_path / "in" / sub / "x.png")
+        assert (out / sub / doc["overlay"]).is_file()
+    assert media.output_names(["p/x.png", "q/y.png"]) == {"p/x.png": "x.png", "q/y.png": "y.png"}
