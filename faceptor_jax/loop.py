@@ -94,7 +94,7 @@ def train_and_evaluate(
         checkpoint.write_meta(workdir, **description)
 
     step_fn = jax.jit(run.train_step, donate_argnums=0, out_shardings=(shardings, None))
-    writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+    writer = MetricWriter(workdir, enabled=jax.process_index() == 0, resume_step=start)
     preempted = {"flag": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: preempted.update(flag=True))
     total = int(config.total_steps)

@@ -14,12 +14,16 @@ import regression_trainer as reg
 
 from faceptor_jax import checkpoint, loop
 from faceptor_jax.errors import CheckpointError
+from faceptor_jax.metric_writer import MetricWriter
+
+
+def _rows(workdir: str) -> list[dict]:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
 
 
 def _losses(workdir: str) -> dict[int, float]:
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+    return {r["step"]: r["loss"] for r in _rows(workdir) if "loss" in r}
 
 
 def _truncate(step: str) -> None:
@@ -78,6 +82,8 @@ def test_damaged_newest_step_is_moved_aside_and_the_run_resumes_from_the_previou
     want, got = _losses(str(runs / "straight")), _losses(workdir)
     for step in (4, 5, 6, 7, 8):  # steps 4..6 run again from step 3, as uninterrupted
         assert got[step] == want[step], step
+    rows = [r["step"] for r in _rows(workdir) if "loss" in r]
+    assert rows == list(range(1, 9))  # the rows of the re-run steps 4..6 are not doubled
 
 
 def test_eval_and_export_name_the_bad_step_and_the_intact_ones(runs, tmp_path):
@@ -98,3 +104,14 @@ def test_a_step_of_another_config_is_refused_not_moved(runs, tmp_path, monkeypat
     with pytest.raises(CheckpointError, match=r"do not fit this config's training state"):
         loop.train_and_evaluate(reg.config(8), workdir, None, reg.RegressionTrainer())
     assert sorted(os.listdir(os.path.join(workdir, checkpoint.TRAIN_DIR))) == ["3", "6"]
+
+
+def test_resumed_metrics_drop_the_rows_after_the_step_and_a_half_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 1}\n{"step": 2, "loss": 2}\n{"step": 3, "lo')
+    writer = MetricWriter(str(tmp_path), resume_step=1)
+    writer.write_scalars(2, {"loss": 5.0})
+    writer.close()
+    assert [json.loads(x) for x in path.read_text().splitlines()] == [
+        {"step": 1, "loss": 1}, {"step": 2, "loss": 5.0}
+    ]  # fmt: skip
