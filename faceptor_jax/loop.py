@@ -110,6 +110,7 @@ def train_and_evaluate(
                 if done % config.log_every == 0 or done == total or preempted["flag"]:
                     last = _log(trainer, writer, pending, state, done, total, t0, s0)
                     pending, t0, s0 = [], time.perf_counter(), done
+                ckpts.check()  # a failed background save stops the run here, named once
                 save = done % config.checkpoint_every == 0 or done == total
                 if save or preempted["flag"]:
                     ckpts.save(done, state, saved_data)

@@ -8,6 +8,8 @@ deleted) and resumes from the newest intact one. A step that reads but does not 
 state (another config) is not damage: `CheckpointError` says so and nothing is moved.
 """
 
+import contextlib
+import logging as logging_std
 import os
 import time
 from typing import Any
@@ -19,6 +21,20 @@ from etils import epath
 
 from faceptor_jax import checkpoint
 from faceptor_jax.errors import CheckpointError
+
+
+class SaveFailed(CheckpointError):
+    """An asynchronous save that did not complete (a full disk, a folder that went away)."""
+
+
+class _QuietOrbaxErrors(logging_std.Filter):
+    """Orbax logs a failed background save with its traceback, then raises it where we report
+    it once (`SaveFailed`): keep its line, drop the traceback."""
+
+    def filter(self, record: logging_std.LogRecord) -> bool:
+        if record.levelno >= logging_std.ERROR and "orbax" in record.pathname:
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 class DamagedStep(CheckpointError):
@@ -69,6 +85,10 @@ class TrainCheckpoints:
         self.manager = ocp.CheckpointManager(
             self.path, options=options, item_names=("state", "data")
         )
+        self._saving: int | None = None  # the step of the save in flight
+        self._failed = False
+        self._quiet = _QuietOrbaxErrors()
+        logging_std.getLogger("absl").addFilter(self._quiet)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -79,10 +99,37 @@ class TrainCheckpoints:
     def save(self, step: int, state: Any, data_iterator: Any = None) -> None:
         """`state` (any pytree of global arrays) and, when given, the data iterator's position
         (a trainer whose stream restarts from the step saves none)."""
+        self.check()  # the previous save's failure first, at its own step
         items = {"state": ocp.args.StandardSave(state)}
         if data_iterator is not None:
             items["data"] = self._grain.checkpoint.CheckpointSave(data_iterator)
-        self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+        self._saving = step
+        try:
+            self.manager.save(step, args=ocp.args.Composite(**items), force=True)
+        except Exception as e:
+            raise self._failure(e) from e
+
+    def check(self) -> None:
+        """Raise `SaveFailed` (once) if the save in flight has failed; the loop asks each step."""
+        if self._saving is None or self._failed:
+            return
+        try:
+            self.manager.check_for_errors()
+        except Exception as e:
+            raise self._failure(e) from e
+        if not self.manager.is_saving_in_progress():
+            self._saving = None
+
+    def _failure(self, error: BaseException) -> SaveFailed:
+        self._failed = True
+        with contextlib.suppress(Exception):
+            self.manager.reload()
+        newest = self.latest_step()
+        resume = f"it resumes from step {newest}" if newest else "it starts afresh"
+        return SaveFailed(
+            f"{self.path}: saving training step {self._saving} failed ({reason_of(error)}); "
+            f"training stopped. Free space or fix the folder and rerun the same command: {resume}"
+        )
 
     def restore(self, step: int, state: Any, shardings: Any, data_iterator: Any = None) -> Any:
         """The saved state, placed like `state` (shapes/dtypes) with `shardings`; with a
@@ -130,8 +177,18 @@ class TrainCheckpoints:
         return aside
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        """Wait for the save in flight; its failure is raised as `SaveFailed` unless one was
+        already."""
+        try:
+            try:
+                self.manager.wait_until_finished()
+            except Exception as e:
+                if not self._failed:
+                    raise self._failure(e) from e
+            with contextlib.suppress(Exception):
+                self.manager.close()
+        finally:
+            logging_std.getLogger("absl").removeFilter(self._quiet)
 
 
 def _first_difference(have: list, want: list) -> str:

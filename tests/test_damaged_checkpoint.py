@@ -1,8 +1,10 @@
 """A damaged newest checkpoint never blocks a run: resume names the step and the reason, moves it
 aside (`<step>.damaged-<time>`, never deleted) and continues from the newest intact step with the
 same losses as an uninterrupted run from there; eval and export name the bad step and the intact
-ones; a step that reads but does not fit the config is refused, not moved."""
+ones; a step that reads but does not fit the config is refused, not moved. A save that fails (a
+full disk) is reported once, at its step, with no traceback; metrics rows are not doubled."""
 
+import errno
 import glob
 import json
 import os
@@ -15,6 +17,7 @@ import regression_trainer as reg
 from faceptor_jax import checkpoint, loop
 from faceptor_jax.errors import CheckpointError
 from faceptor_jax.metric_writer import MetricWriter
+from faceptor_jax.train_checkpoints import SaveFailed
 
 
 def _rows(workdir: str) -> list[dict]:
@@ -115,3 +118,28 @@ def test_resumed_metrics_drop_the_rows_after_the_step_and_a_half_line(tmp_path):
     assert [json.loads(x) for x in path.read_text().splitlines()] == [
         {"step": 1, "loss": 1}, {"step": 2, "loss": 5.0}
     ]  # fmt: skip
+
+
+def test_a_full_disk_during_a_save_is_reported_once_and_the_rerun_resumes(
+    runs, tmp_path, monkeypatch, capfd
+):
+    import grain
+
+    real = grain.checkpoint.CheckpointHandler.save
+
+    def full(self, directory, item=None, args=None):  # the data item of step 6 hits ENOSPC
+        if os.path.basename(os.path.dirname(str(directory))).startswith("6."):
+            raise OSError(errno.ENOSPC, "No space left on device", str(directory))
+        return real(self, directory, item, args)
+
+    monkeypatch.setattr(grain.checkpoint.CheckpointHandler, "save", full)
+    workdir = str(tmp_path / "w")
+    with pytest.raises(SaveFailed) as failed:
+        loop.train_and_evaluate(reg.config(8), workdir, None, reg.RegressionTrainer())
+    message = str(failed.value)
+    assert "saving training step 6 failed (OSError: [Errno 28] No space left" in message
+    assert message.endswith("rerun the same command: it resumes from step 3")
+    assert "Traceback" not in capfd.readouterr().err
+    monkeypatch.setattr(grain.checkpoint.CheckpointHandler, "save", real)  # space freed
+    loop.train_and_evaluate(reg.config(8), workdir, None, reg.RegressionTrainer())
+    assert _losses(workdir)[8] == _losses(str(runs / "straight"))[8]
