@@ -57,8 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("out", help="new model directory")
     args = p.parse_args(argv)
     try:
-        notes = export(args.source, args.out)
-    except (*errors.user_errors(), ValueError) as e:  # ValueError: a model.json not understood
+        with errors.quiet_orbax_tracebacks():
+            notes = export(args.source, args.out)
+    except (*errors.user_errors(), OSError, ValueError) as e:  # ValueError: model.json
+        if errors.disk_problem(e):  # a full disk: orbax leaves a `*-tmp` folder, no model.json
+            e = (
+                f"writing {args.out}: {errors.disk_problem(e)}; no model was written (no "
+                f"model.json); free space, remove {args.out} and run again"
+            )
+        elif not isinstance(e, (*errors.user_errors(), ValueError)):
+            raise
         return errors.report("export", e)
     print("\n".join(notes))
     return 0

@@ -19,22 +19,12 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
-from faceptor_jax import checkpoint
+from faceptor_jax import checkpoint, errors
 from faceptor_jax.errors import CheckpointError
 
 
 class SaveFailed(CheckpointError):
     """An asynchronous save that did not complete (a full disk, a folder that went away)."""
-
-
-class _QuietOrbaxErrors(logging_std.Filter):
-    """Orbax logs a failed background save with its traceback, then raises it where we report
-    it once (`SaveFailed`): keep its line, drop the traceback."""
-
-    def filter(self, record: logging_std.LogRecord) -> bool:
-        if record.levelno >= logging_std.ERROR and "orbax" in record.pathname:
-            record.exc_info, record.exc_text = None, None
-        return True
 
 
 class DamagedStep(CheckpointError):
@@ -87,7 +77,7 @@ class TrainCheckpoints:
         )
         self._saving: int | None = None  # the step of the save in flight
         self._failed = False
-        self._quiet = _QuietOrbaxErrors()
+        self._quiet = errors.QuietOrbaxErrors()
         logging_std.getLogger("absl").addFilter(self._quiet)
 
     def latest_step(self) -> int | None:
