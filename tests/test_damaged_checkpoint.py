@@ -143,3 +143,23 @@ def test_a_full_disk_during_a_save_is_reported_once_and_the_rerun_resumes(
     monkeypatch.setattr(grain.checkpoint.CheckpointHandler, "save", real)  # space freed
     loop.train_and_evaluate(reg.config(8), workdir, None, reg.RegressionTrainer())
     assert _losses(workdir)[8] == _losses(str(runs / "straight"))[8]
+
+
+def test_multitask_resume_skips_a_damaged_step(tmp_path):
+    from test_train import _step_losses, micro_config
+
+    from data import sources as entry
+
+    config = micro_config()  # the program test_train compiles: one compile (cache)
+    sources = entry.make_sources(config)
+    straight = str(tmp_path / "a")
+    loop.train_and_evaluate(config, straight, sources)  # checkpoints 2 and 4
+    workdir = str(tmp_path / "b")
+    shutil.copytree(straight, workdir)
+    shutil.rmtree(os.path.join(checkpoint.step_dir(workdir, 4), "data"))  # the iterator's state
+    os.remove(os.path.join(workdir, "metrics.jsonl"))
+    loop.train_and_evaluate(config, workdir, sources)  # resumes at step 2
+    want, got = _step_losses(straight), _step_losses(workdir)
+    assert sorted(got) == [3, 4]
+    for step in (3, 4):
+        assert got[step] == pytest.approx(want[step], abs=1e-6), step
