@@ -29,7 +29,8 @@ DATA_KEYS = frozenset(
         "synthetic_identities", "synthetic_length", "synthetic_test_length", "synthetic_cache",
     }
 )  # fmt: skip
-TASK_KEYS = frozenset({"batch_size", "loss_weight", "eval_batch_size", "image_size"})
+# evaluate: False leaves a task out of evaluation (e.g. all but one stream of a training mix)
+TASK_KEYS = frozenset({"batch_size", "loss_weight", "eval_batch_size", "image_size", "evaluate"})
 INIT_KEYS = frozenset({"farl", "checkpoint"})
 
 
@@ -112,6 +113,8 @@ def check_multitask(config: ml_collections.ConfigDict) -> None:
             integer(t, "image_size", 0, where)
         if "loss_weight" in t:
             number(t, "loss_weight", 0.0, where)
+        if not isinstance(t.get("evaluate", True), bool):
+            raise ConfigError(f"{where}.evaluate = {_kind(t['evaluate'])}: expected True or False")
     init = config.get("init", {})
     known_keys(init, INIT_KEYS, "config.init")
     for key in INIT_KEYS:

@@ -53,6 +53,16 @@ def _trainer(config: ml_collections.ConfigDict) -> Trainer:
         raise ConfigError(str(e)) from e
 
 
+def _validate(trainer: Trainer, config: ml_collections.ConfigDict, mesh) -> None:
+    """The trainer's config checks; by the protocol, what they raise is the user's to fix."""
+    try:
+        trainer.validate(config, mesh)
+    except (ValueError, KeyError, TypeError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(str(e).strip("'\"")) from e
+
+
 class NonFiniteLoss(FloatingPointError):
     pass
 
@@ -69,7 +79,7 @@ def train_and_evaluate(
     trainer = trainer or _trainer(config)
     mesh = mesh_from_config(config)
     rules = sharding_rules(config)
-    trainer.validate(config, mesh)
+    _validate(trainer, config, mesh)
     opened = trainer.open_sources(config, sources)
     os.makedirs(workdir, exist_ok=True)
     run, state, shardings = trainer.create(config, mesh, rules)
@@ -178,7 +188,7 @@ def evaluate_only(
         )
     if not step:
         config = trainer.config_for_model(config, config.init.checkpoint)
-    trainer.validate(config, mesh)
+    _validate(trainer, config, mesh)
     run, state, shardings = trainer.create(config, mesh, rules)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
         if step:
