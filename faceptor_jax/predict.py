@@ -312,6 +312,8 @@ def run(predictor: Predictor, paths: Sequence[str], out_dir: str, stride: int = 
     done, skipped, faces = [], [], 0
     t0 = time.perf_counter()
     inputs = media.expand_inputs(paths)
+    for p in (p for p in paths if os.path.isdir(p) and not media.expand_inputs([p])):
+        print(f"{p}: an empty folder (no files to analyse)", file=sys.stderr)
     names = media.output_names(inputs)  # same-named inputs keep their folders
     for path in inputs:
         try:

@@ -60,3 +60,9 @@ def test_same_named_inputs_keep_their_folders(tmp_path, capsys):
         assert doc["input"] == str(tmp_path / "in" / sub / "x.png")
         assert (out / sub / doc["overlay"]).is_file()
     assert media.output_names(["p/x.png", "q/y.png"]) == {"p/x.png": "x.png", "q/y.png": "y.png"}
+
+
+def test_an_empty_input_folder_is_named(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert predict.run(_Stub(), [str(tmp_path / "empty")], str(tmp_path / "o"))["processed"] == []
+    assert f"{tmp_path / 'empty'}: an empty folder (no files to analyse)" in capsys.readouterr().err
