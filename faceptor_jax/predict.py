@@ -269,9 +269,10 @@ def process_video(
     count, fps = media.video_info(path)
     overlay = f"{stem}.overlay" + (".gif" if path.lower().endswith(".gif") else ".mp4")
     writer = media.VideoWriter(overlay, fps / stride)
-    frames, total, hw = [], 0, (0, 0)
+    frames, total, hw, seen = [], 0, (0, 0), 0
     try:
         for i, rgb in enumerate(media.read_frames(path)):
+            seen = i + 1
             if i % stride:
                 continue
             hw = rgb.shape[:2]
@@ -290,6 +291,9 @@ def process_video(
     writer.close()
     if not frames:
         raise InputError(f"{path}: no frames")
+    if count and seen < count:
+        print(f"{path}: only {seen} of the {count} frames it states could be decoded (a "
+              "truncated file?)", file=sys.stderr)  # fmt: skip
     doc = _doc(predictor, path, "video", hw) | {"fps": fps}
     doc |= {"overlay": os.path.basename(overlay), "frames": frames}
     _write_json(doc, f"{stem}.json")

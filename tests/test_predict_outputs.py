@@ -4,6 +4,7 @@ name in different folders get distinct outputs under --output, keeping their fol
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -66,3 +67,21 @@ def test_an_empty_input_folder_is_named(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert predict.run(_Stub(), [str(tmp_path / "empty")], str(tmp_path / "o"))["processed"] == []
     assert f"{tmp_path / 'empty'}: an empty folder (no files to analyse)" in capsys.readouterr().err
+
+
+def test_a_truncated_video_is_processed_with_a_warning(tmp_path, capsys):
+    import av
+
+    path = tmp_path / "clip.avi"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(20):
+            a = np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+            out.mux(s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")))
+        out.mux(s.encode())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 6 // 10])
+    predict.process_video(_Stub(), str(path), str(tmp_path))
+    err = capsys.readouterr().err
+    assert re.search(r"clip.avi: only \d+ of the 20 frames it states could be decoded", err), err
