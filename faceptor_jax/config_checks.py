@@ -20,7 +20,7 @@ MULTITASK_KEYS = frozenset(
         "trainer", "seed", "total_steps", "mesh", "sharding_rules", "init", "data",
         "recognition_classes", "trainable", "log_every", "eval_every", "eval_at_end",
         "eval_max_batches", "checkpoint_every", "keep_checkpoints", "keep_every", "model",
-        "optim", "tasks", "task_weights",
+        "optim", "tasks", "task_weights", "on_save_error",
     }
 )  # fmt: skip
 DATA_KEYS = frozenset(
@@ -86,6 +86,11 @@ def check_run(config: ml_collections.ConfigDict) -> None:
     integer(config, "keep_checkpoints", 1)
     integer(config, "keep_every", 0)
     integer(config, "seed", 0)
+    if config.get("on_save_error", "stop") not in ("stop", "continue"):
+        raise ConfigError(
+            f"config.on_save_error = {config.on_save_error!r}: expected 'stop' (a failed "
+            "checkpoint save stops training) or 'continue' (log it, keep the previous checkpoint)"
+        )
     mesh = config.get("mesh")
     if not isinstance(mesh, tuple | list) or not all(
         isinstance(s, numbers.Integral) and not isinstance(s, bool) and (s >= 1 or s == -1)

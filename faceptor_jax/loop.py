@@ -83,7 +83,8 @@ def train_and_evaluate(
     opened = trainer.open_sources(config, sources)
     os.makedirs(workdir, exist_ok=True)
     run, state, shardings = trainer.create(config, mesh, rules)
-    ckpts = TrainCheckpoints(workdir, config.keep_checkpoints, config.keep_every)
+    keep_going = config.get("on_save_error", "stop") == "continue"
+    ckpts = TrainCheckpoints(workdir, config.keep_checkpoints, config.keep_every, keep_going)
     while True:  # the newest intact step; a damaged one is moved aside
         start = ckpts.latest_step() or 0
         data = trainer.data(run, opened, mesh, start)

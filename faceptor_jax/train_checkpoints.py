@@ -60,7 +60,10 @@ class TrainCheckpoints:
     `keep_every`-th step.
     """
 
-    def __init__(self, workdir: str | os.PathLike, keep: int = 3, keep_every: int = 0):
+    def __init__(
+        self, workdir: str | os.PathLike, keep: int = 3, keep_every: int = 0,
+        keep_going: bool = False,
+    ):  # fmt: skip
         import grain
 
         self._grain = grain
@@ -78,6 +81,7 @@ class TrainCheckpoints:
         )
         self._saving: int | None = None  # the step of the save in flight
         self._failed = False
+        self.keep_going = keep_going  # a failed save is logged once and training goes on
         self._quiet = errors.QuietOrbaxErrors()
         logging_std.getLogger("absl").addFilter(self._quiet)
 
@@ -98,7 +102,7 @@ class TrainCheckpoints:
         try:
             self.manager.save(step, args=ocp.args.Composite(**items), force=True)
         except Exception as e:
-            raise self._failure(e) from e
+            self._fail(e)
 
     def check(self) -> None:
         """Raise `SaveFailed` (once) if the save in flight has failed; the loop asks each step."""
@@ -107,19 +111,34 @@ class TrainCheckpoints:
         try:
             self.manager.check_for_errors()
         except Exception as e:
-            raise self._failure(e) from e
+            self._fail(e)
+            return
         if not self.manager.is_saving_in_progress():
             self._saving = None
+
+    def _fail(self, error: BaseException) -> None:
+        """Raise the failed save as `SaveFailed`, or with `keep_going` log it once and go on
+        (the newest checkpoint stays the previous one)."""
+        failure = self._failure(error)
+        if not self.keep_going:
+            raise failure from error
+        logging.warning("%s", failure)
+        self._failed, self._saving = False, None
 
     def _failure(self, error: BaseException) -> SaveFailed:
         self._failed = True
         with contextlib.suppress(Exception):
             self.manager.reload()
         newest = self.latest_step()
-        resume = f"it resumes from step {newest}" if newest else "it starts afresh"
+        if self.keep_going:
+            kept = f"step {newest}" if newest else "none yet"
+            then = f"going on (config.on_save_error='continue'); the newest checkpoint: {kept}"
+        else:
+            then = "training stopped. Free space or fix the folder and rerun the same command: " + (
+                f"it resumes from step {newest}" if newest else "it starts afresh"
+            )
         return SaveFailed(
-            f"{self.path}: saving training step {self._saving} failed ({reason_of(error)}); "
-            f"training stopped. Free space or fix the folder and rerun the same command: {resume}"
+            f"{self.path}: saving training step {self._saving} failed ({reason_of(error)}); {then}"
         )
 
     def restore(self, step: int, state: Any, shardings: Any, data_iterator: Any = None) -> Any:
@@ -176,7 +195,7 @@ class TrainCheckpoints:
                 self.manager.wait_until_finished()
             except Exception as e:
                 if not self._failed:
-                    raise self._failure(e) from e
+                    self._fail(e)
             with contextlib.suppress(Exception):
                 self.manager.close()
         finally:

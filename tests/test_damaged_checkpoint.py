@@ -120,19 +120,25 @@ def test_resumed_metrics_drop_the_rows_after_the_step_and_a_half_line(tmp_path):
     ]  # fmt: skip
 
 
-def test_a_full_disk_during_a_save_is_reported_once_and_the_rerun_resumes(
-    runs, tmp_path, monkeypatch, capfd
-):
+def _disk_full_at(monkeypatch, prefix: str):
+    """grain's data-item writer hits ENOSPC for the step directories starting with `prefix`."""
     import grain
 
     real = grain.checkpoint.CheckpointHandler.save
 
-    def full(self, directory, item=None, args=None):  # the data item of step 6 hits ENOSPC
-        if os.path.basename(os.path.dirname(str(directory))).startswith("6."):
+    def full(self, directory, item=None, args=None):
+        if os.path.basename(os.path.dirname(str(directory))).startswith(prefix):
             raise OSError(errno.ENOSPC, "No space left on device", str(directory))
         return real(self, directory, item, args)
 
     monkeypatch.setattr(grain.checkpoint.CheckpointHandler, "save", full)
+    return lambda: monkeypatch.setattr(grain.checkpoint.CheckpointHandler, "save", real)
+
+
+def test_a_full_disk_during_a_save_is_reported_once_and_the_rerun_resumes(
+    runs, tmp_path, monkeypatch, capfd
+):
+    freed = _disk_full_at(monkeypatch, "6.")
     workdir = str(tmp_path / "w")
     with pytest.raises(SaveFailed) as failed:
         loop.train_and_evaluate(reg.config(8), workdir, None, reg.RegressionTrainer())
@@ -140,8 +146,24 @@ def test_a_full_disk_during_a_save_is_reported_once_and_the_rerun_resumes(
     assert "saving training step 6 failed (OSError: [Errno 28] No space left" in message
     assert message.endswith("rerun the same command: it resumes from step 3")
     assert "Traceback" not in capfd.readouterr().err
-    monkeypatch.setattr(grain.checkpoint.CheckpointHandler, "save", real)  # space freed
+    freed()
     loop.train_and_evaluate(reg.config(8), workdir, None, reg.RegressionTrainer())
+    assert _losses(workdir)[8] == _losses(str(runs / "straight"))[8]
+
+
+def test_on_save_error_continue_logs_once_and_keeps_training(runs, tmp_path, monkeypatch, caplog):
+    _disk_full_at(monkeypatch, "3.")
+    config = reg.config(8)
+    config.on_save_error = "continue"
+    workdir = str(tmp_path / "w")
+    with caplog.at_level("WARNING"):
+        loop.train_and_evaluate(config, workdir, None, reg.RegressionTrainer())
+    said = [r.getMessage() for r in caplog.records if "failed (OSError" in r.getMessage()]
+    assert len(said) == 1 and "saving training step 3 failed" in said[0]
+    assert said[0].endswith(
+        "going on (config.on_save_error='continue'); the newest checkpoint: none yet"
+    )
+    assert sorted(int(n) for n in os.listdir(f"{workdir}/checkpoints") if n.isdigit()) == [6, 8]
     assert _losses(workdir)[8] == _losses(str(runs / "straight"))[8]
 
 
