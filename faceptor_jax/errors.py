@@ -54,8 +54,26 @@ class QuietOrbaxErrors(logging.Filter):
         return True
 
 
+def ignore_closed_event_loops() -> None:
+    """A failed tensorstore read leaves callbacks that fire on orbax's closed event loop later,
+    printed as 'Exception ignored ... Event loop is closed' tracebacks: drop those (only)."""
+    previous = sys.unraisablehook
+    if getattr(previous, "closed_loops_ignored", False):
+        return
+
+    def hook(unraisable) -> None:
+        e = unraisable.exc_value
+        if not (isinstance(e, RuntimeError) and "Event loop is closed" in str(e)):
+            previous(unraisable)
+
+    hook.closed_loops_ignored = True
+    sys.unraisablehook = hook
+
+
 @contextlib.contextmanager
 def quiet_orbax_tracebacks():
+    """Orbax's failed-write tracebacks dropped (their one line kept) while this runs."""
+    ignore_closed_event_loops()
     quiet = QuietOrbaxErrors()
     logging.getLogger("absl").addFilter(quiet)
     try:

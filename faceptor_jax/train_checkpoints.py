@@ -11,7 +11,6 @@ state (another config) is not damage: `CheckpointError` says so and nothing is m
 import contextlib
 import logging as logging_std
 import os
-import sys
 import time
 from typing import Any
 
@@ -166,7 +165,7 @@ class TrainCheckpoints:
         try:
             return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
         except Exception as e:
-            _ignore_closed_event_loops()
+            errors.ignore_closed_event_loops()
             raise DamagedStep(path, step, reason_of(e)) from e
 
     def set_aside(self, damaged: DamagedStep) -> str:
@@ -200,22 +199,6 @@ class TrainCheckpoints:
                 self.manager.close()
         finally:
             logging_std.getLogger("absl").removeFilter(self._quiet)
-
-
-def _ignore_closed_event_loops() -> None:
-    """A failed tensorstore read leaves callbacks that fire on orbax's closed event loop later,
-    printed as 'Exception ignored ... Event loop is closed' tracebacks: drop those (only)."""
-    previous = sys.unraisablehook
-    if getattr(previous, "closed_loops_ignored", False):
-        return
-
-    def hook(unraisable) -> None:
-        e = unraisable.exc_value
-        if not (isinstance(e, RuntimeError) and "Event loop is closed" in str(e)):
-            previous(unraisable)
-
-    hook.closed_loops_ignored = True
-    sys.unraisablehook = hook
 
 
 def _first_difference(have: list, want: list) -> str:
