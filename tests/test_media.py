@@ -57,3 +57,20 @@ def test_palette_images_convert_and_transparency_is_white(tmp_path):
     p.save(path, transparency=red)  # the red block transparent
     rgb = media.read_image(path)
     assert (rgb[:6, :10] == 255).all() and (rgb[10:, 20:] == 200).all()
+
+
+def test_overlay_captions_and_legend_scale_with_the_image():
+    from faceptor_jax import outputs
+
+    def caption_height(w: int, h: int) -> int:
+        face = {"box": [w * 0.4, h * 0.4, w * 0.6, h * 0.6], "score": 0.9, "points5": []}
+        masks = {"parsing": np.ones((h, w), np.uint8)}
+        img = outputs.draw_overlay(
+            np.zeros((h, w, 3), np.uint8), [face], masks, {"parsing": ["bg", "skin"]}
+        )
+        legend = np.asarray(img)[:, : w // 4].max(-1) == 255  # the legend's white text
+        rows = np.flatnonzero(legend.any(1))
+        return rows.max() - rows.min() + 1
+
+    small, large = caption_height(512, 384), caption_height(1920, 1080)
+    assert large >= 2.5 * small, (small, large)
