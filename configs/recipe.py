@@ -81,6 +81,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 1000
     c.keep_checkpoints = 3
     c.keep_every = 5000  # also keep every N-th step's checkpoint
+    # A checkpoint save that fails (a full disk): "stop" training, or "continue" with the previous.
+    c.on_save_error = "stop"
     return c
 
 

@@ -15,6 +15,7 @@ from convert.farl import convert_farl
 from convert.mapping import ConversionError
 from convert.swin import convert_swinface, read_swinface, with_tasks
 from convert.torch_reader import CheckpointError, load_torch_file, read_state_dict, state_dict_from
+from faceptor_jax import errors
 from faceptor_jax.checkpoint import save_params
 
 
@@ -75,10 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     swf.set_defaults(run=lambda a: convert_swinface_file(a.src, a.dst))
     args = parser.parse_args(argv)
     try:
-        args.run(args)
-    except (CheckpointError, ConversionError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        with errors.quiet_orbax_tracebacks():
+            args.run(args)
+    except (CheckpointError, ConversionError, *errors.user_errors()) as e:
+        return errors.report("python -m convert", e)
+    except (OSError, ValueError) as e:  # a full disk: orbax leaves a `*-tmp` folder, no model.json
+        if not errors.disk_problem(e):
+            raise
+        return errors.report(
+            "python -m convert",
+            f"writing {args.dst}: {errors.disk_problem(e)}; no model was written "
+            f"(no model.json); free space, remove {args.dst} and run again",
+        )
     print(f"wrote {args.dst}")
     return 0
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from faceptor_jax import errors
 from faceptor_jax.checkpoint import flatten_paths, unflatten_paths
 
 __all__ = [
@@ -39,7 +40,7 @@ def identity(x: np.ndarray) -> np.ndarray:
     return x
 
 
-class ConversionError(ValueError):
+class ConversionError(errors.UserError, ValueError):
     """Every problem of one conversion, one per line."""
 
     def __init__(self, source: str, problems: Sequence[str]):

@@ -9,10 +9,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from faceptor_jax import errors
 from faceptor_jax.checkpoint import flatten_paths
 
 
-class CheckpointError(ValueError):
+class CheckpointError(errors.CheckpointError):
     """A checkpoint file that cannot be used, with a message naming the file and the problem."""
 
 

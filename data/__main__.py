@@ -32,6 +32,7 @@ from data.synthetic_faces.synthetic_faces_dataset_builder import SyntheticFaces
 from data.utkface.utkface_dataset_builder import Utkface
 from data.verification.verification_dataset_builder import Verification
 from data.wflw.wflw_dataset_builder import Wflw
+from faceptor_jax import errors
 
 BUILDERS = {
     "ms1mv3": Ms1mv3,
@@ -62,11 +63,11 @@ def build(name: str, data_dir: str, manual_dir: str | None = None, **config_kwar
     """Build `name` (or `name/config`) and return the builder (for `as_data_source`)."""
     base, _, config = name.partition("/")
     if base not in BUILDERS:
-        raise SystemExit(f"unknown dataset {base!r}; valid: {', '.join(BUILDERS)}")
+        raise errors.DataError(f"unknown dataset {base!r}; valid: {', '.join(BUILDERS)}")
     cls = BUILDERS[base]
     if cls.BUILDER_CONFIGS and not config:
         names = [c.name for c in cls.BUILDER_CONFIGS]
-        raise SystemExit(f"{base} needs a config: {base}/<config>, one of {names}")
+        raise errors.DataError(f"{base} needs a config: {base}/<config>, one of {names}")
     kwargs = {"config": config} if config else {}
     if config and config_kwargs:  # e.g. synthetic sizes: a new config name, same target
         cfg = next(c for c in cls.BUILDER_CONFIGS if c.name == config)
@@ -74,7 +75,9 @@ def build(name: str, data_dir: str, manual_dir: str | None = None, **config_kwar
         custom = type(cfg)(name=f"{config}_{suffix}", dataset=config, **config_kwargs)
         kwargs = {"config": custom}
     if base != "synthetic_faces" and not manual_dir:
-        raise SystemExit(f"{base}: --manual_dir (the official download) is required")
+        raise errors.DataError(f"{base}: --manual_dir (the official download) is required")
+    if manual_dir and not os.path.isdir(manual_dir):
+        raise errors.DataError(f"--manual_dir {manual_dir}: no such folder (the official download)")
     builder = cls(data_dir=data_dir, file_format="array_record", **kwargs)
     dl_config = tfds.download.DownloadConfig(manual_dir=manual_dir and os.fspath(manual_dir))
     builder.download_and_prepare(download_config=dl_config)
@@ -95,7 +98,10 @@ def main(argv: list[str]) -> int:
             configs = [c.name for c in cls.BUILDER_CONFIGS]
             print(name + (f"  configs: {', '.join(configs)}" if configs else ""))
         return 0
-    builder = build(args.name, args.data_dir, args.manual_dir)
+    try:
+        builder = build(args.name, args.data_dir, args.manual_dir)
+    except errors.user_errors() as e:  # a missing download folder, an unknown dataset
+        return errors.report("python -m data", e)
     for split, info in builder.info.splits.items():
         print(f"{args.name}/{split}: {info.num_examples} examples -> {builder.data_dir}")
     return 0

@@ -1,5 +1,7 @@
 """The data a config asks for: `(dataset, split, image size) -> random-access source`."""
 
+from faceptor_jax.errors import ConfigError
+
 
 def make_sources(config):
     """(dataset, split, image size) -> random-access source, synthetic or built TFDS."""
@@ -19,11 +21,11 @@ def make_sources(config):
         return synthetic
     if data.source == "tfds":
         if not data.data_dir:
-            raise ValueError("config.data.source='tfds' needs --config.data.data_dir")
+            raise ConfigError("config.data.source='tfds' needs --config.data.data_dir")
 
         def built(dataset: str, split: str, size: int):
             path = datasets.built_path(dataset)
             return input_pipeline.open_tfds(data.data_dir, path, datasets.split(dataset, split))
 
         return built
-    raise ValueError(f"config.data.source {data.source!r}: expected 'synthetic' or 'tfds'")
+    raise ConfigError(f"config.data.source {data.source!r}: expected 'synthetic' or 'tfds'")

@@ -21,6 +21,8 @@ import orbax.checkpoint as ocp
 from etils import epath
 from flax import nnx
 
+from faceptor_jax.errors import CheckpointError
+
 MODEL_FILE = "model.json"
 PARAMS_DIR = "params"
 LOSSES_DIR = "losses"  # loss parameters per task (a classifier), apart from the model
@@ -171,16 +173,46 @@ def _restore_trained(workdir: str, step: int, *parts: tuple[str, ...]) -> dict:
     """The `parts` (key paths) of a training step's state, as numpy arrays: the rest of the state
     (optimizer moments, twice the params) is not read."""
     path = os.path.join(step_dir(workdir, step), "state")
-    tree = ocp.PyTreeCheckpointHandler().metadata(epath.Path(path)).tree
-    item: dict = {}
-    for keys in parts:
-        node, src = item, tree
-        for k in keys[:-1]:
-            node, src = node.setdefault(k, {}), src[k]
-        node[keys[-1]] = src[keys[-1]]
-    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
-    restore = ocp.args.PyTreeRestore(item=item, restore_args=args, partial_restore=True)
-    return ocp.PyTreeCheckpointer().restore(path, args=restore)
+    try:
+        tree = ocp.PyTreeCheckpointHandler().metadata(epath.Path(path)).tree
+        item: dict = {}
+        for keys in parts:
+            node, src = item, tree
+            for k in keys[:-1]:
+                node, src = node.setdefault(k, {}), src[k]
+            node[keys[-1]] = src[keys[-1]]
+        args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+        restore = ocp.args.PyTreeRestore(item=item, restore_args=args, partial_restore=True)
+        return ocp.PyTreeCheckpointer().restore(path, args=restore)
+    except Exception as e:  # a damaged step: name it and the intact ones
+        from faceptor_jax.train_checkpoints import reason_of
+
+        raise CheckpointError(
+            f"{step_dir(workdir, step)}: training step {step} is unreadable ({reason_of(e)}); "
+            + intact_note(workdir, exclude=step)
+        ) from e
+
+
+def intact_note(workdir: str, exclude: int | None = None) -> str:
+    """'intact steps: 3 (<workdir>/checkpoints/3)' — the steps whose metadata reads — or what
+    to do when there is none."""
+    from faceptor_jax.train_checkpoints import stored_shapes
+
+    intact = []
+    for step in reversed(_steps(workdir) or []):
+        if step != exclude:
+            try:
+                stored_shapes(step_dir(workdir, step))
+                intact.append(step)
+            except Exception:
+                continue
+    if not intact:
+        return "no other step is intact; retrain (main.py resumes from the newest intact step)"
+    return (
+        "intact steps: "
+        + ", ".join(map(str, intact))
+        + f" (load one as {step_dir(workdir, intact[0])})"
+    )
 
 
 def _merge(a: Mapping, b: Mapping) -> dict:
@@ -248,58 +280,6 @@ def restore_into(model: nnx.Module, directory: str | os.PathLike) -> nnx.Module:
     nnx.replace_by_pure_dict(state, load_params(directory, target))
     nnx.update(model, state)
     return model
-
-
-class TrainCheckpoints:
-    """Training checkpoints in `<workdir>/checkpoints/<step>/{state,data}`: the trainer's whole
-    state (params, optimizer, step, RNG) and, for a trainer that has one to save, every
-    process's data-iterator position.
-
-    Saves are asynchronous and atomic (orbax writes `<step>.orbax-checkpoint-tmp` and renames it
-    when complete; unfinished ones are removed at start-up). Keeps the latest `keep` and every
-    `keep_every`-th step.
-    """
-
-    def __init__(self, workdir: str | os.PathLike, keep: int = 3, keep_every: int = 0):
-        import grain
-
-        self._grain = grain
-        policies = [ocp.checkpoint_managers.LatestN(n=max(keep, 1))]
-        if keep_every:
-            policies.append(ocp.checkpoint_managers.EveryNSteps(interval_steps=keep_every))
-        options = ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=True,
-            cleanup_tmp_directories=True,
-            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
-        )
-        path = os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
-        self.manager = ocp.CheckpointManager(path, options=options, item_names=("state", "data"))
-
-    def latest_step(self) -> int | None:
-        return self.manager.latest_step()
-
-    def save(self, step: int, state: Any, data_iterator: Any = None) -> None:
-        """`state` (any pytree of global arrays) and, when given, the data iterator's position
-        (a trainer whose stream restarts from the step saves none)."""
-        items = {"state": ocp.args.StandardSave(state)}
-        if data_iterator is not None:
-            items["data"] = self._grain.checkpoint.CheckpointSave(data_iterator)
-        self.manager.save(step, args=ocp.args.Composite(**items), force=True)
-
-    def restore(self, step: int, state: Any, shardings: Any, data_iterator: Any = None) -> Any:
-        """The saved state, placed like `state` (shapes/dtypes) with `shardings`; with a
-        `data_iterator`, that iterator is repositioned too (training resume)."""
-        abstract = jax.tree.map(
-            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings
-        )
-        items = {"state": ocp.args.StandardRestore(abstract)}
-        if data_iterator is not None:
-            items["data"] = self._grain.checkpoint.CheckpointRestore(data_iterator)
-        return self.manager.restore(step, args=ocp.args.Composite(**items))["state"]
-
-    def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
 
 
 def flatten_paths(tree: Mapping, prefix: str = "") -> dict[str, object]:
@@ -388,3 +368,11 @@ def init_from(init: Any, state: dict) -> dict:
         state |= {"params": params, "model_state": merged["model_state"]}
         logging.info("initialised from %s (%s)", directory, meta.get("kind"))
     return state
+
+
+def __getattr__(name: str):
+    if name == "TrainCheckpoints":  # lives in its own module; this name kept for callers
+        from faceptor_jax.train_checkpoints import TrainCheckpoints
+
+        return TrainCheckpoints
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from faceptor_jax import checkpoint
+from faceptor_jax import checkpoint, errors
+from faceptor_jax.errors import CheckpointError
 from faceptor_jax.model import families
 
 
@@ -24,7 +25,7 @@ def export(source: str | os.PathLike, out: str | os.PathLike) -> list[str]:
     directory; returns notes for the user (what was and was not copied)."""
     where, step = checkpoint.locate(source)
     if step is None:
-        raise ValueError(f"{where}: already a model directory, nothing to export")
+        raise CheckpointError(f"{where}: already a model directory, nothing to export")
     weights = checkpoint.step_dir(where, step)
     kind, family, cfg = families.architecture(weights)  # an unknown kind or bad config: stop
     checkpoint.save_params(
@@ -56,10 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("out", help="new model directory")
     args = p.parse_args(argv)
     try:
-        notes = export(args.source, args.out)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"export: {e}", file=sys.stderr)
-        return 1
+        with errors.quiet_orbax_tracebacks():
+            notes = export(args.source, args.out)
+    except (*errors.user_errors(), OSError, ValueError) as e:  # ValueError: model.json
+        if errors.disk_problem(e):  # a full disk: orbax leaves a `*-tmp` folder, no model.json
+            e = (
+                f"writing {args.out}: {errors.disk_problem(e)}; no model was written (no "
+                f"model.json); free space, remove {args.out} and run again"
+            )
+        elif not isinstance(e, (*errors.user_errors(), ValueError)):
+            raise
+        return errors.report("export", e)
     print("\n".join(notes))
     return 0
 

@@ -29,6 +29,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from faceptor_jax import tasks
+from faceptor_jax.errors import DataError
 
 BATCH_AXES = ("data", "fsdp")
 
@@ -262,11 +263,17 @@ def open_tfds(data_dir: str, name: str, split: str):
 
     root = os.path.join(data_dir, name)
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"{root}: no built dataset (expected <data_dir>/{name}/<version>)")
+        raise DataError(f"{root}: no built dataset (expected <data_dir>/{name}/<version>)")
     versions = sorted(d for d in os.listdir(root) if d[:1].isdigit())
     if not versions:
-        raise FileNotFoundError(f"{root}: no version directory with dataset_info.json")
-    builder = tfds.builder_from_directory(os.path.join(root, versions[-1]))
+        raise DataError(f"{root}: no version directory with dataset_info.json")
+    version = os.path.join(root, versions[-1])
+    if not os.path.isfile(os.path.join(version, "dataset_info.json")):
+        raise DataError(
+            f"{version}: no dataset_info.json (an unfinished or emptied build; rebuild it with "
+            "`python -m data build`)"
+        )
+    builder = tfds.builder_from_directory(version)
     decoders = {
         k: tfds.decode.SkipDecoding()
         for k, f in builder.info.features.items()

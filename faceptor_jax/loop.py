@@ -20,8 +20,10 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from faceptor_jax import checkpoint, sharding, trainers
+from faceptor_jax import checkpoint, config_checks, sharding, trainers
+from faceptor_jax.errors import CheckpointError, ConfigError, NotFound
 from faceptor_jax.metric_writer import MetricWriter
+from faceptor_jax.train_checkpoints import DamagedStep, TrainCheckpoints
 from faceptor_jax.trainers.spec import Rules, SourceFactory, Trainer
 
 
@@ -29,11 +31,11 @@ def mesh_from_config(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
     shape = list(config.mesh)
     n = jax.device_count()
     if shape.count(-1) > 1:
-        raise ValueError(f"config.mesh {tuple(shape)}: at most one -1")
+        raise ConfigError(f"config.mesh {tuple(shape)}: at most one -1")
     if -1 in shape:
         rest = int(np.prod([s for s in shape if s != -1]))
         if n % rest:
-            raise ValueError(f"config.mesh {tuple(config.mesh)} does not divide {n} devices")
+            raise ConfigError(f"config.mesh {tuple(config.mesh)} does not divide {n} devices")
         shape[shape.index(-1)] = n // rest
     return sharding.make_mesh(shape)
 
@@ -42,6 +44,23 @@ def sharding_rules(config: ml_collections.ConfigDict) -> Rules:
     """`config.sharding_rules` (logical axis -> mesh axes), or else `sharding.DEFAULT_RULES`."""
     rules = config.get("sharding_rules")
     return sharding.DEFAULT_RULES if rules is None else sharding.check_rules(rules)
+
+
+def _trainer(config: ml_collections.ConfigDict) -> Trainer:
+    try:
+        return trainers.get(config)
+    except ValueError as e:  # its message names config.trainer and the valid ones
+        raise ConfigError(str(e)) from e
+
+
+def _validate(trainer: Trainer, config: ml_collections.ConfigDict, mesh) -> None:
+    """The trainer's config checks; by the protocol, what they raise is the user's to fix."""
+    try:
+        trainer.validate(config, mesh)
+    except (ValueError, KeyError, TypeError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(str(e).strip("'\"")) from e
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -56,29 +75,37 @@ def train_and_evaluate(
 ) -> dict:
     """Train `config` in `workdir` with `trainer` (default: the one `config.trainer` names);
     returns the last logged metrics (host floats)."""
-    trainer = trainer or trainers.get(config)
+    config_checks.check_run(config)  # steps and intervals, before anything compiles
+    trainer = trainer or _trainer(config)
     mesh = mesh_from_config(config)
     rules = sharding_rules(config)
-    trainer.validate(config, mesh)
+    _validate(trainer, config, mesh)
     opened = trainer.open_sources(config, sources)
     os.makedirs(workdir, exist_ok=True)
     run, state, shardings = trainer.create(config, mesh, rules)
-    ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints, config.keep_every)
-    start = ckpts.latest_step() or 0
-    data = trainer.data(run, opened, mesh, start)
-    saved_data = data.iterator if data.checkpointed else None
-    if start:
-        state = ckpts.restore(start, state, shardings, saved_data)
+    keep_going = config.get("on_save_error", "stop") == "continue"
+    ckpts = TrainCheckpoints(workdir, config.keep_checkpoints, config.keep_every, keep_going)
+    while True:  # the newest intact step; a damaged one is moved aside
+        start = ckpts.latest_step() or 0
+        data = trainer.data(run, opened, mesh, start)
+        saved_data = data.iterator if data.checkpointed else None
+        if not start:
+            state = trainer.initialize(config, state)
+            break
+        try:
+            state = ckpts.restore(start, state, shardings, saved_data)
+        except DamagedStep as damaged:
+            ckpts.set_aside(damaged)
+            continue
         logging.info("resumed from %s at step %d", workdir, start)
-    else:
-        state = trainer.initialize(config, state)
+        break
     description = trainer.description(run)
     if description is not None and jax.process_index() == 0:
         # After a successful restore: the description fits the weights.
         checkpoint.write_meta(workdir, **description)
 
     step_fn = jax.jit(run.train_step, donate_argnums=0, out_shardings=(shardings, None))
-    writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+    writer = MetricWriter(workdir, enabled=jax.process_index() == 0, resume_step=start)
     preempted = {"flag": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: preempted.update(flag=True))
     total = int(config.total_steps)
@@ -94,6 +121,7 @@ def train_and_evaluate(
                 if done % config.log_every == 0 or done == total or preempted["flag"]:
                     last = _log(trainer, writer, pending, state, done, total, t0, s0)
                     pending, t0, s0 = [], time.perf_counter(), done
+                ckpts.check()  # a failed background save stops the run here, named once
                 save = done % config.checkpoint_every == 0 or done == total
                 if save or preempted["flag"]:
                     ckpts.save(done, state, saved_data)
@@ -143,24 +171,35 @@ def evaluate_only(
     (a converted released model, or another run's workdir), with the trainer's evaluation (the
     multi-task one prints the tables, writes them to `workdir` and, for a model checkpoint,
     stores the verification threshold beside it, where predict reads it)."""
-    trainer = trainer or trainers.get(config)
+    trainer = trainer or _trainer(config)
     mesh = mesh_from_config(config)
     rules = sharding_rules(config)
-    ckpts = checkpoint.TrainCheckpoints(workdir, config.keep_checkpoints)
+    if not config.init.checkpoint and not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise NotFound(
+            f"{workdir}: no training checkpoints ({checkpoint.TRAIN_DIR}/ is absent) and "
+            "config.init.checkpoint is empty: nothing to evaluate"
+        )
+    ckpts = TrainCheckpoints(workdir, config.keep_checkpoints)
     step = ckpts.latest_step()
     if not step and not config.init.checkpoint:
         ckpts.close()
-        raise FileNotFoundError(
+        raise NotFound(
             f"{workdir} holds no training checkpoint and config.init.checkpoint is empty: "
             "nothing to evaluate"
         )
     if not step:
         config = trainer.config_for_model(config, config.init.checkpoint)
-    trainer.validate(config, mesh)
+    _validate(trainer, config, mesh)
     run, state, shardings = trainer.create(config, mesh, rules)
     with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
         if step:
-            state = ckpts.restore(step, state, shardings)
+            try:
+                state = ckpts.restore(step, state, shardings)
+            except DamagedStep as damaged:
+                ckpts.close()
+                raise CheckpointError(
+                    f"{damaged}; {checkpoint.intact_note(workdir, exclude=step)}"
+                ) from damaged
         else:
             state, step = trainer.initialize(config, state), 0
         ckpts.close()

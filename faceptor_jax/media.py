@@ -2,13 +2,16 @@
 bundled in its wheel) for MP4/AVI/MOV/MKV/WebM. Every input failure is an `InputError` that names
 the file, so a folder run can report it and go on."""
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 
 import av
 import numpy as np
-from PIL import Image, ImageSequence
+from PIL import Image, ImageOps, ImageSequence
+
+from faceptor_jax import errors
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 VIDEO_EXTS = (".gif", ".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -16,8 +19,8 @@ MAX_PIXELS = 80_000_000  # larger inputs are reported and skipped (PIL's bomb gu
 VIDEO_CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"  # overlay videos
 
 
-class InputError(Exception):
-    """An input that cannot be processed (reported by name and skipped)."""
+# An input that cannot be processed (reported by name and skipped): the project's error type.
+InputError = errors.InputError
 
 
 def expand_inputs(paths: Sequence[str]) -> list[str]:
@@ -31,6 +34,33 @@ def expand_inputs(paths: Sequence[str]) -> list[str]:
     return out
 
 
+def output_names(paths: Sequence[str]) -> dict[str, str]:
+    """{input: its output name under --output}: the file name, or, when two inputs share one
+    (a/x.jpg, b/x.jpg), every input's path relative to the inputs' common folder — so outputs
+    never overwrite each other and keep the inputs' folder structure."""
+    names = {p: os.path.basename(p) for p in paths}
+    if len(set(names.values())) == len(names):
+        return names
+    full = {p: os.path.abspath(p) for p in paths}
+    root = os.path.commonpath([os.path.dirname(f) for f in full.values()])
+    return {p: os.path.relpath(f, root) for p, f in full.items()}
+
+
+def check_output_dir(path: str) -> None:
+    """Create `path` if needed and make sure files can be written there, before any input is
+    analysed; InputError names the folder and why not."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"--output {path}: a file, not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise InputError(f"--output {path}: cannot write there ({e.strerror or e})") from e
+
+
 def is_video(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTS)
 
@@ -40,13 +70,37 @@ def _check_size(w: int, h: int, path: str) -> None:
         raise InputError(f"{path}: {w}x{h} is larger than {MAX_PIXELS:,} pixels")
 
 
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """RGB uint8 [H, W, 3] as the image is displayed: EXIF orientation applied (a phone photo
+    stored sideways comes out upright, so every coordinate is in the displayed image), 16-bit and
+    32-bit grayscale scaled to 8 bits (Pillow's own conversion clips them to near white), a
+    palette image with a transparent colour over white."""
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, SyntaxError):
+        img = ImageOps.exif_transpose(img)  # unreadable EXIF: as stored
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        wide = np.asarray(img).astype(np.int64)
+        gray = (np.clip(wide, 0, 65535) // 257).astype(np.uint8)  # 16-bit range -> 8 bits
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if img.mode == "F":
+        f = np.nan_to_num(np.asarray(img, dtype=np.float32))
+        f = f * 255.0 if f.size and f.max() <= 1.0 else f
+        gray = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if img.mode in ("P", "PA") and ("transparency" in img.info or img.mode == "PA"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
 def read_image(path: str) -> np.ndarray:
-    """RGB uint8 [H, W, 3]; InputError for non-images, truncated files and oversized images."""
+    """RGB uint8 [H, W, 3] as displayed (`to_rgb`); InputError for non-images, truncated files
+    and oversized images."""
     try:
         with Image.open(path) as img:
             _check_size(*img.size, path)
             img.load()
-            return np.asarray(img.convert("RGB"))
+            return to_rgb(img)
     except InputError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:

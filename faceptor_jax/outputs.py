@@ -3,7 +3,7 @@ overlays a person looks at (parsing colours with a legend, boxes, landmarks, cap
 palette masks. Faces are dicts as in `SCHEMA`."""
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from faceptor_jax import tasks
 
@@ -113,17 +113,28 @@ def draw_overlay(rgb: np.ndarray, faces: list[dict], masks: dict, labels: dict) 
     img = Image.fromarray(out.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     r = max(1.0, max(img.size) / 300)
+    font, line = _font(img.size)
     for face in faces:
         x1, y1, x2, y2 = face["box"]
         draw.rectangle([x1, y1, x2, y2], outline=(0, 255, 0), width=max(1, int(r)))
         pts = next(iter(face.get("landmarks", {}).values()), face["points5"])
         for x, y in pts:
             draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 0))
-        text, at = caption(face), (x1, max(0, y1 - 12))
-        draw.rectangle(draw.textbbox(at, text), fill=(0, 0, 0))
-        draw.text(at, text, fill=(0, 255, 0))
+        text, at = caption(face), (x1, max(0, y1 - line))
+        draw.rectangle(draw.textbbox(at, text, font=font), fill=(0, 0, 0))
+        draw.text(at, text, fill=(0, 255, 0), font=font)
+    pad, box = line // 3, line * 5 // 6
     for i, (name, colour) in enumerate(legend):
-        y = 4 + 12 * i
-        draw.rectangle([4, y, 14, y + 10], fill=tuple(int(c) for c in colour))
-        draw.text((18, y), name, fill=(255, 255, 255))
+        y = pad + line * i
+        draw.rectangle([pad, y, pad + box, y + box], fill=tuple(int(c) for c in colour))
+        draw.text((pad + box + pad, y), name, fill=(255, 255, 255), font=font)
     return img
+
+
+def _font(size: tuple[int, int]) -> tuple[ImageFont.ImageFont, int]:
+    """(font, line height): Pillow's 11-px default up to 640 px, scaled with larger images so
+    captions and legend stay readable (at 1920×1080: 33 px)."""
+    scale = max(size) / 640
+    if scale <= 1:
+        return ImageFont.load_default(), 12
+    return ImageFont.load_default(size=round(11 * scale)), round(12 * scale)

@@ -35,7 +35,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from faceptor_jax import align, media, preprocess, tasks
+from faceptor_jax import align, compile_cache, errors, media, preprocess, tasks
 from faceptor_jax.checkpoint import (
     VERIFICATION_FILE,
     locate,
@@ -78,8 +78,8 @@ class Predictor:
         names = list(task_names or specs)
         unknown = [n for n in names if n not in specs]
         if unknown:
-            raise ValueError(
-                f"{checkpoint}: model has no task(s) {', '.join(unknown)}; its tasks: "
+            raise InputError(
+                f"--tasks: {checkpoint} has no task(s) {', '.join(unknown)}; its tasks: "
                 + ", ".join(specs)
             )
         # Crop sides come from the checkpoint (112/512 for released weights, smaller in demos).
@@ -236,11 +236,19 @@ def _write_json(doc: dict, path: str) -> None:
         json.dump(doc, f, indent=1)
 
 
-def process_image(predictor: Predictor, path: str, out_dir: str) -> int:
-    """Analyse one photo and write its JSON, overlay and masks; returns the number of faces."""
+def _stem(path: str, out_dir: str, name: str | None) -> str:
+    """Where an input's outputs go: `<out_dir>/<name>` (default its file name)."""
+    stem = os.path.join(out_dir, name or os.path.basename(path))
+    os.makedirs(os.path.dirname(stem), exist_ok=True)
+    return stem
+
+
+def process_image(predictor: Predictor, path: str, out_dir: str, name: str | None = None) -> int:
+    """Analyse one photo and write its JSON, overlay and masks (`<out_dir>/<name>.*`, default
+    name: the file's); returns the number of faces."""
     rgb = read_image(path)
     faces, masks = predictor(rgb)
-    stem = os.path.join(out_dir, os.path.basename(path))
+    stem = _stem(path, out_dir, name)
     doc = _doc(predictor, path, "image", rgb.shape[:2])
     doc["masks"] = {}
     for name, mask in masks.items():
@@ -252,16 +260,19 @@ def process_image(predictor: Predictor, path: str, out_dir: str) -> int:
     return len(faces)
 
 
-def process_video(predictor: Predictor, path: str, out_dir: str, stride: int = 1) -> int:
+def process_video(
+    predictor: Predictor, path: str, out_dir: str, stride: int = 1, name: str | None = None
+) -> int:
     """Analyse every `stride`-th frame, with a progress bar on stderr; writes the JSON (faces per
     frame) and an overlay video. Returns the number of faces over all analysed frames."""
-    stem = os.path.join(out_dir, os.path.basename(path))
+    stem = _stem(path, out_dir, name)
     count, fps = media.video_info(path)
     overlay = f"{stem}.overlay" + (".gif" if path.lower().endswith(".gif") else ".mp4")
     writer = media.VideoWriter(overlay, fps / stride)
-    frames, total, hw = [], 0, (0, 0)
+    frames, total, hw, seen = [], 0, (0, 0), 0
     try:
         for i, rgb in enumerate(media.read_frames(path)):
+            seen = i + 1
             if i % stride:
                 continue
             hw = rgb.shape[:2]
@@ -280,6 +291,9 @@ def process_video(predictor: Predictor, path: str, out_dir: str, stride: int = 1
     writer.close()
     if not frames:
         raise InputError(f"{path}: no frames")
+    if count and seen < count:
+        print(f"{path}: only {seen} of the {count} frames it states could be decoded (a "
+              "truncated file?)", file=sys.stderr)  # fmt: skip
     doc = _doc(predictor, path, "video", hw) | {"fps": fps}
     doc |= {"overlay": os.path.basename(overlay), "frames": frames}
     _write_json(doc, f"{stem}.json")
@@ -298,15 +312,19 @@ def _progress(name: str, done: int, count: int, faces: int) -> None:
 
 def run(predictor: Predictor, paths: Sequence[str], out_dir: str, stride: int = 1) -> dict:
     """Process every input; bad ones are reported on stderr and skipped. Returns a summary."""
-    os.makedirs(out_dir, exist_ok=True)
+    media.check_output_dir(out_dir)
     done, skipped, faces = [], [], 0
     t0 = time.perf_counter()
-    for path in media.expand_inputs(paths):
+    inputs = media.expand_inputs(paths)
+    for p in (p for p in paths if os.path.isdir(p) and not media.expand_inputs([p])):
+        print(f"{p}: an empty folder (no files to analyse)", file=sys.stderr)
+    names = media.output_names(inputs)  # same-named inputs keep their folders
+    for path in inputs:
         try:
             if media.is_video(path):
-                n = process_video(predictor, path, out_dir, stride)
+                n = process_video(predictor, path, out_dir, stride, names[path])
             else:
-                n = process_image(predictor, path, out_dir)
+                n = process_image(predictor, path, out_dir, names[path])
         except (InputError, FileNotFoundError, IsADirectoryError) as e:
             print(f"skipped {e}", file=sys.stderr)
             skipped.append(path)
@@ -336,16 +354,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=None,
                    help="same iff squared L2 distance < this (default: the protocol's, stored by "
                         "evaluation in CHECKPOINT/verification.json)")  # fmt: skip
+    p.add_argument("--compile_cache", default=compile_cache.DEFAULT, help=compile_cache.HELP)
     args = p.parse_args(argv)
     if not args.input and not args.compare:
         p.error("give --input PATH... or --compare A B")
     if args.video_stride < 1:
         p.error(f"--video-stride {args.video_stride}: must be 1 or more")
     try:
+        if args.input:  # before anything is analysed
+            media.check_output_dir(args.output)
+        compile_cache.enable(args.compile_cache)
         predictor = Predictor(args.checkpoint, args.tasks, conf=args.conf, threshold=args.threshold)
-    except FileNotFoundError as e:  # not a model: the message names the path and the layouts
-        print(f"predict: {e}", file=sys.stderr)
-        return 2
+    except errors.user_errors() as e:  # not a model, a damaged step, an unknown task
+        return errors.report("predict", e)
     if args.compare:
         try:
             a, b = (read_image(x) for x in args.compare)

@@ -16,6 +16,8 @@ from flax.core import spmd
 from jax.sharding import AxisType, Mesh
 from jax.sharding import PartitionSpec as P
 
+from faceptor_jax.errors import ConfigError
+
 MESH_AXES = ("data", "fsdp", "model")
 
 # Logical axis -> mesh axis (or tuple of mesh axes, or None = replicated).
@@ -46,23 +48,23 @@ def check_rules(rules: Any, where: str = "config.sharding_rules") -> tuple[tuple
     out: list[tuple[str, Any]] = []
     for entry in rules:
         if not (isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], str)):
-            raise ValueError(f"{where}: {entry!r} is not a (logical axis, mesh axes) pair")
+            raise ConfigError(f"{where}: {entry!r} is not a (logical axis, mesh axes) pair")
         name, target = entry
         if name not in known:
-            raise ValueError(f"{where}: unknown logical axis {name!r}; valid: {', '.join(known)}")
+            raise ConfigError(f"{where}: unknown logical axis {name!r}; valid: {', '.join(known)}")
         if name in dict(out):
-            raise ValueError(f"{where}: logical axis {name!r} is mapped twice")
+            raise ConfigError(f"{where}: logical axis {name!r} is mapped twice")
         if target is not None and not isinstance(target, str | tuple | list):
-            raise ValueError(f"{where}: {name!r} -> {target!r}: expected a mesh axis or None")
+            raise ConfigError(f"{where}: {name!r} -> {target!r}: expected a mesh axis or None")
         members = (target,) if isinstance(target, str) else tuple(target or ())
         for m in members:
             if m not in MESH_AXES:
-                raise ValueError(
+                raise ConfigError(
                     f"{where}: {name!r} -> {target!r}: {m!r} is not a mesh axis; valid: "
                     f"{', '.join(MESH_AXES)}"
                 )
         if len(set(members)) < len(members):
-            raise ValueError(f"{where}: {name!r} -> {target!r} names a mesh axis twice")
+            raise ConfigError(f"{where}: {name!r} -> {target!r} names a mesh axis twice")
         out.append((name, target if target is None or isinstance(target, str) else members))
     return tuple(out)
 
@@ -70,11 +72,13 @@ def check_rules(rules: Any, where: str = "config.sharding_rules") -> tuple[tuple
 def make_mesh(shape: Sequence[int], devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A (data, fsdp, model) mesh with Auto axes (GSPMD style; jax 0.10 defaults to Explicit)."""
     if len(shape) != 3:
-        raise ValueError(f"Mesh shape must have 3 entries (data, fsdp, model), got {tuple(shape)}.")
+        raise ConfigError(
+            f"Mesh shape must have 3 entries (data, fsdp, model), got {tuple(shape)}."
+        )
     n = int(np.prod(shape))
     devices = list(devices if devices is not None else jax.devices())
     if n != len(devices):
-        raise ValueError(
+        raise ConfigError(
             f"Mesh shape {tuple(shape)} needs {n} devices, but {len(devices)} are available."
         )
     return jax.make_mesh(tuple(shape), MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)

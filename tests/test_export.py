@@ -167,11 +167,11 @@ def test_errors_name_the_path_and_what_was_expected(trained, tmp_path, capsys):
     assert predict.main(["--checkpoint", str(tmp_path / "nowhere"), "--input", "x.jpg"]) == 2
     assert "nowhere: no such directory" in capsys.readouterr().err
 
-    assert export.main([str(other), str(tmp_path / "x")]) == 1
+    assert export.main([str(other), str(tmp_path / "x")]) == 2
     assert "not a faceptor_jax model" in capsys.readouterr().err
     out = tmp_path / "exported"
     assert export.main([workdir, str(out)]) == 0
-    assert export.main([workdir, str(out)]) == 1  # never over an existing model
+    assert export.main([workdir, str(out)]) == 2  # never over an existing model
     assert "already holds a checkpoint" in capsys.readouterr().err
-    assert export.main([str(out), str(tmp_path / "y")]) == 1
+    assert export.main([str(out), str(tmp_path / "y")]) == 2
     assert "already a model directory" in capsys.readouterr().err

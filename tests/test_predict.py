@@ -254,3 +254,11 @@ def test_eval_stores_the_protocol_threshold_and_predictor_uses_it(tmp_path, nump
     assert p.threshold == record["threshold"]
     assert p.threshold_source.startswith("protocol:") and model in p.threshold_source
     assert predict.Predictor(model, threshold=0.5).threshold_source == "given (--threshold)"
+
+
+def test_unknown_task_is_one_line(checkpoint, tmp_path, capsys):
+    argv = ["--checkpoint", checkpoint, "--input", str(tmp_path), "--output", str(tmp_path / "o")]
+    assert predict.main([*argv, "--tasks", "age_morph2", "agee"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("predict: error: --tasks: "), err
+    assert "has no task(s) agee; its tasks: recognition_ms1mv3" in err

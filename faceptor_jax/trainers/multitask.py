@@ -17,24 +17,30 @@ import ml_collections
 from absl import logging
 from flax import nnx
 
-from faceptor_jax import checkpoint, evaluate, input_pipeline, tasks, train
+from faceptor_jax import checkpoint, config_checks, evaluate, input_pipeline, tasks, train
+from faceptor_jax.errors import ConfigError
 from faceptor_jax.model import families
 from faceptor_jax.trainers.spec import Data, Rules, SourceFactory
 
 
 def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
     """Config errors a user can fix, raised before any compute."""
-    train.model_task_names(config)  # unknown task names
-    tasks.crops.check_policy(config.data.get("augment", "original"), "config.data.augment")
+    config_checks.check_multitask(config)  # keys, types and ranges
+    try:
+        train.model_task_names(config)  # unknown task names
+        tasks.crops.check_policy(config.data.get("augment", "original"), "config.data.augment")
+        train.model_family(config)  # unknown model kind
+    except (ValueError, KeyError) as e:  # their messages name the key and the valid values
+        raise ConfigError(str(e).strip("'\"")) from e
     dp = input_pipeline.data_parallel_size(mesh)
     for name, t in config.tasks.items():
         if t.batch_size % jax.process_count():
-            raise ValueError(
+            raise ConfigError(
                 f"task {name}: batch {t.batch_size} is not divisible by the "
                 f"{jax.process_count()} processes"
             )
         if t.batch_size % dp and t.batch_size >= dp:
-            raise ValueError(
+            raise ConfigError(
                 f"task {name}: batch {t.batch_size} is not divisible by the mesh's data axes "
                 f"(data×fsdp = {dp}); use a multiple of {dp} or a batch smaller than {dp}"
             )
