@@ -1,41 +1,20 @@
 """Every TFDS builder on a tiny fake download in the official layout: builds, reads back labels."""
 
 import io
-import os
 import pickle
 
 import ml_collections
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
+from builder_files import by_name as _by_name
+from builder_files import img as _img
+from builder_files import read as _read
+from builder_files import write as _write
 from PIL import Image
 
 from data import common, recordio
 from data.__main__ import build
 from data.sources import make_sources
-
-
-def _img(value: int, size=(8, 8), fmt="JPEG") -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.full((*size, 3), value, np.uint8)).save(buf, format=fmt)
-    return buf.getvalue()
-
-
-def _write(path, data: bytes | str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
-        f.write(data)
-
-
-def _read(builder, split):
-    skip = {k: tfds.decode.SkipDecoding() for k, f in builder.info.features.items()
-            if isinstance(f, tfds.features.Image)}  # fmt: skip
-    src = builder.as_data_source(split=split, decoders=skip)
-    return [src[i] for i in range(len(src))]
-
-
-def _by_name(records):
-    return {r["filename"].decode(): r for r in records}
 
 
 def test_ms1mv3_recordio(tmp_path):
