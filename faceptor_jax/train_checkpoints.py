@@ -23,6 +23,16 @@ from faceptor_jax import checkpoint, errors
 from faceptor_jax.errors import CheckpointError
 
 
+def save_message(step: int, before: int | None) -> str:
+    """The line logged as a save starts: orbax writes in the background, so a kill in the next
+    few seconds loses this step (the run then resumes from `before`, or from the start)."""
+    fallback = f"step {before}" if before is not None else "the start"
+    return (
+        f"checkpoint: saving step {step} in the background; final in a few seconds "
+        f"(a kill before then resumes from {fallback})"
+    )
+
+
 class SaveFailed(CheckpointError):
     """An asynchronous save that did not complete (a full disk, a folder that went away)."""
 
@@ -97,11 +107,14 @@ class TrainCheckpoints:
         items = {"state": ocp.args.StandardSave(state)}
         if data_iterator is not None:
             items["data"] = self._grain.checkpoint.CheckpointSave(data_iterator)
+        before = self.manager.latest_step()
         self._saving = step
         try:
             self.manager.save(step, args=ocp.args.Composite(**items), force=True)
         except Exception as e:
             self._fail(e)
+            return
+        logging.info("%s", save_message(step, before))
 
     def check(self) -> None:
         """Raise `SaveFailed` (once) if the save in flight has failed; the loop asks each step."""
