@@ -102,15 +102,19 @@ def draw_overlay(rgb: np.ndarray, faces: list[dict], masks: dict, labels: dict) 
     """Parsing colours (the first parsing task) with a legend, boxes, landmarks and captions.
 
     rgb uint8 [H, W, 3]; masks {task: uint8 [H, W] class ids}; labels {task: class names}."""
-    out = rgb.astype(np.float32)
+    out = rgb.copy()  # uint8; colours are blended in float only where the mask covers the faces
     legend = []
     for name, mask in list(masks.items())[:1]:
-        colour = PALETTE[np.minimum(mask, len(PALETTE) - 1)].astype(np.float32)
-        on = (mask > 0)[..., None]
-        out = np.where(on, 0.55 * out + 0.45 * colour, out)
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if rows.size:
+            box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            part, sub = out[box].astype(np.float32), mask[box]
+            colour = PALETTE[np.minimum(sub, len(PALETTE) - 1)].astype(np.float32)
+            blend = np.where((sub > 0)[..., None], 0.55 * part + 0.45 * colour, part)
+            out[box] = blend.clip(0, 255).astype(np.uint8)
         present = np.unique(mask)
         legend = [(labels[name][c], PALETTE[c % len(PALETTE)]) for c in present if c > 0]
-    img = Image.fromarray(out.clip(0, 255).astype(np.uint8))
+    img = Image.fromarray(out)
     draw = ImageDraw.Draw(img)
     r = max(1.0, max(img.size) / 300)
     font, line = _font(img.size)

@@ -192,6 +192,13 @@ def inverse_transform_map(matrix, orig_hw, warp_factor: float = 0.0, size: int =
     return source_to_warped(grid, matrix, warp_factor, size).reshape(h, w, 2)
 
 
+def _window(t0: np.ndarray, n: int) -> tuple[int, int]:
+    """[start, stop) of the pixels that bilinear taps at t0 and t0 + 1 reach inside [0, n); a tap
+    outside it is outside the image too, so it still reads 0."""
+    lo, hi = int(np.clip(t0.min(), 0, n - 1)), int(np.clip(t0.max() + 1, 0, n - 1))
+    return lo, hi + 1
+
+
 def remap(image: np.ndarray, coords: np.ndarray, interpolation: str = "bilinear") -> np.ndarray:
     """cv2.remap(image, map_x, map_y, interp, BORDER_CONSTANT, 0) in numpy.
 
@@ -213,6 +220,10 @@ def remap(image: np.ndarray, coords: np.ndarray, interpolation: str = "bilinear"
     fx, fy = np.rint(mx * 32).astype(np.int64), np.rint(my * 32).astype(np.int64)
     ax, ay = (fx & 31).astype(np.float32) / 32, (fy & 31).astype(np.float32) / 32
     x0, y0 = fx >> 5, fy >> 5
+    if x0.size:  # pad only the window the taps reach: a crop of a 72 MP photo reads a few pixels
+        (wx0, wx1), (wy0, wy1) = _window(x0, w_in), _window(y0, h_in)
+        img, x0, y0 = img[wy0:wy1, wx0:wx1], x0 - wx0, y0 - wy0
+        h_in, w_in = img.shape[:2]
     # Zero-pad by one pixel: every tap outside the image lands on the zero border.
     pad = np.zeros((h_in + 2, w_in + 2, img.shape[2]), np.float32)
     pad[1:-1, 1:-1] = img

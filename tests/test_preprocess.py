@@ -50,6 +50,31 @@ def test_remap_matches_cv2_golden_values():
     np.testing.assert_array_equal(pp.remap(lab, xy, "nearest"), [[8, 15, 10, 0, 1, 8]])
 
 
+def _bilinear_reference(img: np.ndarray, x: float, y: float) -> np.ndarray:
+    """One pixel the way cv2 does it (1/32 fractions, taps outside the image read 0)."""
+    fx, fy = round(x * 32), round(y * 32)
+    x0, y0, ax, ay = fx >> 5, fy >> 5, (fx & 31) / 32, (fy & 31) / 32
+    h, w = img.shape[:2]
+    tap = lambda i, j: img[j, i] if 0 <= i < w and 0 <= j < h else np.zeros(img.shape[2])
+    return (
+        tap(x0, y0) * (1 - ax) * (1 - ay) + tap(x0 + 1, y0) * ax * (1 - ay)
+        + tap(x0, y0 + 1) * (1 - ax) * ay + tap(x0 + 1, y0 + 1) * ax * ay
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["inside", "across the corner", "outside"])
+def test_remap_reads_only_the_window_it_needs_with_the_same_values(where):
+    # remap pads only the part of the image the taps reach (a 72 MP photo is never copied whole).
+    rng = np.random.default_rng(3)
+    img = rng.random((40, 50, 3)).astype(np.float32)
+    start = {"inside": (20.3, 11.7), "across the corner": (46.1, 36.6), "outside": (60.0, 45.0)}
+    x, y = start[where]
+    xy = np.stack(np.meshgrid(x + 0.73 * np.arange(7), y + 0.61 * np.arange(6)), -1)
+    got = pp.remap(img, xy.astype(np.float32), "bilinear")
+    want = [[_bilinear_reference(img, px, py) for px, py in row] for row in xy.astype(np.float32)]
+    np.testing.assert_allclose(got, np.float32(want), atol=1e-6)
+
+
 def test_identity_warp_and_crop_matrix():
     img = np.random.default_rng(1).random((16, 16, 3)).astype(np.float32)
     np.testing.assert_allclose(pp.warp(img, np.eye(3), 16), img, atol=1e-6)
