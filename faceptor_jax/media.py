@@ -9,13 +9,12 @@ from fractions import Fraction
 
 import av
 import numpy as np
-from PIL import Image, ImageOps, ImageSequence
+from PIL import ExifTags, Image, ImageOps, ImageSequence
 
 from faceptor_jax import errors
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 VIDEO_EXTS = (".gif", ".mp4", ".avi", ".mov", ".mkv", ".webm")
-ORIENTATION = 0x0112  # the EXIF tag
 MAX_PIXELS = 80_000_000  # larger inputs are reported and skipped (PIL's bomb guard is ~89 MP)
 VIDEO_CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"  # overlay videos
 
@@ -77,7 +76,7 @@ def to_rgb(img: Image.Image) -> np.ndarray:
     32-bit grayscale scaled to 8 bits (Pillow's own conversion clips them to near white), a
     palette image with a transparent colour over white."""
     with contextlib.suppress(OSError, ValueError, TypeError, KeyError, SyntaxError):
-        if img.getexif().get(ORIENTATION, 1) != 1:  # upright photos are not copied
+        if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # upright photos are not copied
             img = ImageOps.exif_transpose(img)  # unreadable EXIF: as stored
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         wide = np.asarray(img).astype(np.int64)

@@ -107,7 +107,7 @@ class TrainCheckpoints:
         items = {"state": ocp.args.StandardSave(state)}
         if data_iterator is not None:
             items["data"] = self._grain.checkpoint.CheckpointSave(data_iterator)
-        before = self.manager.latest_step()
+        before = self.latest_step()
         self._saving = step
         try:
             self.manager.save(step, args=ocp.args.Composite(**items), force=True)
