@@ -326,7 +326,17 @@ def _fill(target: dict, source: dict, what: str) -> tuple[dict, list[str]]:
         filled[path] = jax.device_put(value.astype(leaf.dtype), leaf.sharding)
     if bad:
         raise ValueError(f"{what}: shape mismatches:\n  " + "\n  ".join(bad))
-    return unflatten_paths(filled), missing
+    return _like(target, filled), missing
+
+
+def _like(target: Mapping, flat: Mapping[str, object], prefix: str = "") -> dict:
+    """`flat` ({'a.b': x}) nested as `target` is, keeping its keys' types: an `nnx.List`'s
+    integer keys must stay integers, or the tree's leaf order (sorted keys) puts "10" before
+    "2" and the model merges weights into the wrong layers."""
+    return {
+        k: _like(v, flat, f"{prefix}{k}.") if isinstance(v, Mapping) else flat[f"{prefix}{k}"]
+        for k, v in target.items()
+    }
 
 
 def init_from(init: Any, state: dict) -> dict:

@@ -23,6 +23,23 @@ from faceptor_jax import checkpoint, errors
 from faceptor_jax.errors import CheckpointError
 
 
+def serial_host_copies() -> None:
+    """On CPU, copy each array to the host whole instead of in replica slices: orbax's
+    replica-parallel save slices every replicated array once per shape, ~50 ms each on a
+    CPU mesh (a 700-array tiny model: 5 s per save, 33 s on a loaded machine; off: 1.2 s).
+    Accelerators keep orbax's defaults (it turns this off on GPU itself)."""
+    current = ocp.type_handlers.get_type_handler(jax.Array)
+    if jax.default_backend() == "cpu" and getattr(current, "_use_replica_parallel", False):
+        handler = ocp.type_handlers.ArrayHandler(use_replica_parallel=False)
+        absl_logger = logging_std.getLogger("absl")
+        level = absl_logger.level
+        absl_logger.setLevel(logging_std.ERROR)  # orbax warns of any override: this is meant
+        try:
+            ocp.type_handlers.register_type_handler(jax.Array, handler, override=True)
+        finally:
+            absl_logger.setLevel(level)
+
+
 def save_message(step: int, before: int | None) -> str:
     """The line logged as a save starts: orbax writes in the background, so a kill in the next
     few seconds loses this step (the run then resumes from `before`, or from the start)."""
@@ -84,6 +101,7 @@ class TrainCheckpoints:
             cleanup_tmp_directories=True,
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
         )
+        serial_host_copies()
         self.path = os.path.join(os.path.abspath(os.fspath(workdir)), checkpoint.TRAIN_DIR)
         self.manager = ocp.CheckpointManager(
             self.path, options=options, item_names=("state", "data")

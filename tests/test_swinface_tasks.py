@@ -77,3 +77,46 @@ def test_predict_on_a_converted_swinface_model(tmp_path):
     assert list(attrs) == list(datasets.CELEBA_ATTRIBUTES)
     ((name, expr),) = f["expression"].items()
     assert list(expr["probabilities"]) == list(tasks.get(name).labels)
+
+
+def test_recipe_config_evaluates_a_converted_release(tmp_path):
+    """`main.py --mode=eval --config=configs/swinface.py --config.init.checkpoint=<converted>`:
+    the recipe's 8 streams are cut to the release's 4 tasks, the weights land in the heads
+    they came from (an `nnx.List` of 42 heads: "10" must not sort before "2"), and every
+    task's table is printed from the release's own outputs."""
+    from configs import swinface
+    from convert.__main__ import main as convert_main
+    from faceptor_jax import checkpoint, loop
+    from faceptor_jax.model import families
+    from faceptor_jax.trainers import multitask
+
+    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "swin", "swinface.pt")
+    model_dir = str(tmp_path / "model")
+    assert convert_main(["swinface", "--src", fixture, "--dst", model_dir]) == 0
+    config = swinface.get_config()
+    config.init.checkpoint = model_dir
+    config.data.source = "synthetic"
+    config.data.synthetic_test_length = 16
+    fitted = multitask.checkpoint_architecture(config, model_dir)
+    assert sorted(fitted.tasks) == sorted(tasks.SWINFACE)
+
+    trainer = multitask.MultiTask()
+    mesh, rules = loop.mesh_from_config(fitted), loop.sharding_rules(fitted)
+    run, state, _ = trainer.create(fitted, mesh, rules)
+    state = checkpoint.init_from(fitted.init, state)
+    images = np.random.default_rng(0).normal(size=(2, 112, 112, 3)).astype(np.float32)
+    x = {"attribute_pairs_celeba": images}
+    got = run.merge(state["params"]["model"], state["model_state"])(x)["attribute_pairs_celeba"]
+    want = families.load(model_dir, task_heads=True)(x)["attribute_pairs_celeba"]
+    for key in ("embedding", "age", "expression", "attributes"):
+        np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]), atol=1e-5)
+
+    from data.sources import make_sources
+
+    results = loop.evaluate_only(config, str(tmp_path / "eval"), make_sources(config))
+    by_task = {}
+    for r in results:
+        by_task.setdefault(r.task, set()).add(r.dataset)
+    assert set(by_task) == {"verification", "age", "expression", "attributes"}, by_task
+    assert {"lfw", "cfp_fp", "agedb_30"} <= by_task["verification"]
+    assert os.path.exists(os.path.join(model_dir, checkpoint.VERIFICATION_FILE))

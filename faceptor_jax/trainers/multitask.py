@@ -84,9 +84,22 @@ def checkpoint_architecture(
     enc = config.model.encoder
     compute = {k: enc[k] for k in families.COMPUTE if k in enc}  # a Swin trunk has no impl
     kind, family, cfg = families.architecture(directory, task_heads=True, **compute)
-    model = family.to_dict(cfg) | {"tasks": tuple(s.name for s in cfg.tasks)}
+    served = tuple(s.name for s in cfg.tasks)
+    model = family.to_dict(cfg) | {"tasks": served}
     config = ml_collections.ConfigDict(config.to_dict())
     config.model = ml_collections.ConfigDict({"kind": kind, **model})
+    # A recipe trains more streams than a release serves (SwinFace: 8 streams, 4 heads):
+    # the model's own tasks are the ones evaluated.
+    kept = {n: t for n, t in config.tasks.items() if n in served}
+    if not kept:
+        raise ConfigError(
+            f"{directory}: the model's tasks {', '.join(served)} are none of the config's "
+            f"tasks ({', '.join(config.tasks)}); use the config of the model's family"
+        )
+    if len(kept) < len(config.tasks):
+        dropped = sorted(set(config.tasks) - set(kept))
+        logging.info("evaluating the model's tasks; not served by it: %s", ", ".join(dropped))
+    config.tasks = ml_collections.ConfigDict(kept)
     return config
 
 
