@@ -7,6 +7,12 @@ negatives. CosFace on clamped cosines runs over the sampled centres only, so onl
 gradient. Shapes are static: every shard has `slots` rows, = max(that count, min(local classes,
 global batch)) (the most positives a shard can see), and `Sample.valid` masks the rows past the
 shard's count. Sampling and loss run per shard under shard_map; no logits are gathered.
+
+The draw depends on the class shards (as the original's on its ranks; the last shard here holds
+the padding, where the original splits classes unevenly), not on the batch sharding. Randomness:
+`step_key(config.seed, step, task)`, so no key has to travel through the loss contract. The
+optimizer is not PartialFCAdamW: unsampled centres get a zero gradient, but AdamW still applies
+their momentum and weight decay (the original leaves them and their moments untouched).
 """
 
 import zlib
@@ -80,6 +86,11 @@ def sample_classes(
     n_model = mesh.shape[class_axis]
     _check(0.0 < rate <= 1.0, f"partial_fc: sample rate {rate} not in (0, 1]")
     _check(num_padded % n_model == 0, f"partial_fc: {num_padded} rows not a multiple of {n_model}")
+    n_batch = int(np.prod([mesh.shape[a] for a in batch_axes]))
+    _check(
+        labels.shape[0] % n_batch == 0,
+        f"partial_fc: batch {labels.shape[0]} not divisible by mesh axes {batch_axes} ({n_batch})",
+    )
     c = num_padded // n_model
     counts = shard_sample_sizes(num_classes, num_padded, n_model, rate)  # [shards]
     k = slots(num_classes, num_padded, n_model, rate, labels.shape[0])
@@ -162,11 +173,17 @@ def partial_fc_loss(
     *,
     rate: float,
     num_classes: int,
-    **kwargs,
+    scale: float = losses.COSFACE_SCALE,
+    margin: float = losses.COSFACE_MARGIN,
+    batch_axes: Sequence[str] = ("data", "fsdp"),
+    class_axis: str = "model",
 ) -> tuple[jax.Array, Sample]:
-    """(loss, sample): `sample_classes` then `sampled_cosface_loss`, same arguments."""
-    axes = {k: v for k, v in kwargs.items() if k in ("batch_axes", "class_axis")}
+    """(loss, sample): `sample_classes` with `key`, then `sampled_cosface_loss` over it."""
+    axes = dict(batch_axes=batch_axes, class_axis=class_axis)
     sample = sample_classes(
         labels, key, mesh, rate=rate, num_classes=num_classes, num_padded=weight.shape[0], **axes
     )
-    return sampled_cosface_loss(embeddings, weight, labels, sample, mesh, **kwargs), sample
+    loss = sampled_cosface_loss(
+        embeddings, weight, labels, sample, mesh, scale=scale, margin=margin, **axes
+    )
+    return loss, sample
