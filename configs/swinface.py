@@ -1,6 +1,7 @@
 """SwinFace's published recipe: Swin-T + MLCA, four streams of 128 faces (32 per GPU × 4 GPUs).
 
-Streams (global batch per step): recognition on MS1MV2 (CosFace s 64, m 0.4); age on the AIO mix
+Streams (global batch per step): recognition on MS1MV2 (CosFace s 64, m 0.4 over PartialFC's
+sampled centres, sample rate 0.3: `faceptor_jax/partial_fc.py`); age on the AIO mix
 (Adience 25 %, MORPH II 25 %, WIKI and IMDB 50 %) as a regression with the MSE→Welsch blend; the
 40 CelebA attributes as 2-way softmaxes; expression on AffectNet 50 % + RAF-DB 50 % in RAF-DB's
 order. Losses summed with weight 1 per stream (the trainer divides the sum by the 4 stream
@@ -10,8 +11,8 @@ gradient scale). AdamW 5e-4 (backbone 5e-5), wd 0.05 on every parameter, timm's 
 clip 5 on the backbone's own gradients. The backbone (trunk + recognition head) starts from a
 Swin-T recognition model: `--config.init.checkpoint=<swinface model dir or workdir>`.
 Evaluation: the verification sets, CLAP2015 and FG-NET (age), CelebA, RAF-DB.
-Not reproduced: PartialFC sampling (the class-sharded CosFace needs no logit gather), gender
-on the age datasets, fp16 loss scaling.
+Not reproduced: PartialFCAdamW's freezing of unsampled centres (here AdamW's momentum and weight
+decay still move them), gender on the age datasets, fp16 loss scaling.
 """
 
 import ml_collections
@@ -54,6 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
         )
     )  # fmt: skip
     c.tasks = ml_collections.ConfigDict(streams(BATCH))
+    c.tasks.recognition_ms1mv2.partial_fc = 0.3  # PartialFC: positives + random centres, 30 %
     c.task_weights = ml_collections.ConfigDict(
         dict(recognition=1.0, age_regression=1.0, attribute_pairs=1.0, expression_ordered=1.0)
     )

@@ -30,7 +30,10 @@ DATA_KEYS = frozenset(
     }
 )  # fmt: skip
 # evaluate: False leaves a task out of evaluation (e.g. all but one stream of a training mix)
-TASK_KEYS = frozenset({"batch_size", "loss_weight", "eval_batch_size", "image_size", "evaluate"})
+# partial_fc: a recognition task's PartialFC class sample rate in (0, 1] (1: every class)
+TASK_KEYS = frozenset(
+    {"batch_size", "loss_weight", "eval_batch_size", "image_size", "evaluate", "partial_fc"}
+)
 INIT_KEYS = frozenset({"farl", "checkpoint"})
 
 
@@ -120,6 +123,12 @@ def check_multitask(config: ml_collections.ConfigDict) -> None:
             number(t, "loss_weight", 0.0, where)
         if not isinstance(t.get("evaluate", True), bool):
             raise ConfigError(f"{where}.evaluate = {_kind(t['evaluate'])}: expected True or False")
+        rate = t.get("partial_fc", 1.0)
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 < rate <= 1:
+            raise ConfigError(
+                f"{where}.partial_fc = {_kind(rate)}: expected a class sample rate in (0, 1] "
+                "(1: every class, PartialFC off)"
+            )
     init = config.get("init", {})
     known_keys(init, INIT_KEYS, "config.init")
     for key in INIT_KEYS:

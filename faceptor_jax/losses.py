@@ -46,12 +46,28 @@ def padded_num_classes(num_classes: int, num_shards: int) -> int:
     return -(-num_classes // num_shards) * num_shards
 
 
-def _cosface_logits(x: jax.Array, w: jax.Array, onehot: jax.Array, scale: float, margin: float):
-    """s·(cos − m·onehot) with cos = x·w / max(‖x‖‖w‖, 1e-8) as the original. x [B,D], w [C,D]."""
+def cosface_logits(
+    x: jax.Array, w: jax.Array, onehot: jax.Array, scale: float, margin: float, clamp: bool = False
+) -> jax.Array:
+    """s·(cos − m·onehot) with cos = x·w / max(‖x‖‖w‖, 1e-8) as the original (clamp: cos first
+    clipped to [−1, 1], as insightface's PartialFC). x [B,D], w [C,D], onehot [B,C] -> [B,C]."""
     ip = x @ w.T  # [B, C]
     norms = _safe_norm(x)[:, None] * _safe_norm(w)[None, :]  # zero padding rows: grad 0, not NaN
     cos = ip / jnp.maximum(norms, 1e-8)
+    if clamp:
+        cos = jnp.clip(cos, -1.0, 1.0)
     return scale * (cos - margin * onehot.astype(cos.dtype))
+
+
+def class_sharded_cross_entropy(logits: jax.Array, onehot: jax.Array, class_axis: str):
+    """Per-example CE of one class shard's logits [b, c] (inside shard_map over `class_axis`):
+    max, exp-sum and target logit combined over the shards, so no device holds all classes.
+    Columns at −inf take no part; each row's target is in exactly one shard. -> [b]."""
+    # The max only stabilises exp; it cancels in the value and carries no gradient.
+    m = jax.lax.pmax(jax.lax.stop_gradient(jnp.max(logits, axis=-1)), class_axis)
+    sumexp = jax.lax.psum(jnp.sum(jnp.exp(logits - m[:, None]), axis=-1), class_axis)
+    target = jax.lax.psum(jnp.sum(jnp.where(onehot, logits, 0.0), axis=-1), class_axis)
+    return jnp.log(sumexp) + m - target
 
 
 def cosface_loss(
@@ -98,14 +114,10 @@ def cosface_loss(
         c = w.shape[0]
         cls = jax.lax.axis_index(class_axis) * c + jnp.arange(c)  # global class ids of this shard
         onehot = y[:, None] == cls[None, :]
-        logits = _cosface_logits(x, w, onehot, scale, margin)  # [b, c]
+        logits = cosface_logits(x, w, onehot, scale, margin)  # [b, c]
         if num_classes < n_cls:
             logits = jnp.where((cls < num_classes)[None, :], logits, -jnp.inf)
-        # The max only stabilises exp; it cancels in the value and carries no gradient.
-        m = jax.lax.pmax(jax.lax.stop_gradient(jnp.max(logits, axis=-1)), class_axis)
-        sumexp = jax.lax.psum(jnp.sum(jnp.exp(logits - m[:, None]), axis=-1), class_axis)
-        target = jax.lax.psum(jnp.sum(jnp.where(onehot, logits, 0.0), axis=-1), class_axis)
-        return jnp.log(sumexp) + m - target  # [b]
+        return class_sharded_cross_entropy(logits, onehot, class_axis)  # [b]
 
     per_example = jax.shard_map(
         local,

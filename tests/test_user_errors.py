@@ -58,6 +58,18 @@ BAD = {  # name: (edit, error type, message)
         "config.tasks.age_morph2: unknown key batchsize",
     ),
     "unknown task": (_del_task, ConfigError, "unknown task 'agee_morph2'; valid tasks: "),
+    "partial_fc 0": (
+        _set("tasks.recognition_ms1mv3.partial_fc", 0.0), ConfigError,
+        "config.tasks.recognition_ms1mv3.partial_fc = float 0.0: expected a class sample rate in "
+        "(0, 1]",
+    ),
+    "partial_fc 1.5": (
+        _set("tasks.recognition_ms1mv3.partial_fc", 1.5), ConfigError, "partial_fc = float 1.5: ",
+    ),
+    "partial_fc off recognition": (
+        _set("tasks.age_morph2.partial_fc", 0.3), ConfigError,
+        "config.tasks.age_morph2.partial_fc: only recognition tasks sample classes",
+    ),
     "unknown source": (
         _set("data.source", "s3"), ConfigError,
         "config.data.source 's3': expected 'synthetic' or 'tfds'",

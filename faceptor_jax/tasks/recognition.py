@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from faceptor_jax import datasets, losses, report
+from faceptor_jax import datasets, losses, partial_fc, report
 from faceptor_jax.tasks import crops
 from faceptor_jax.tasks.spec import LossContext, LossParams, PredictOutput, Task, TaskType
 from faceptor_jax.verification import VerificationAccumulator
@@ -46,15 +46,21 @@ def classes(config, task: str) -> int:
     return n or datasets.get(tasks.get(task).dataset).identities
 
 
+def sample_rate(config, task: str) -> float:
+    """`config.tasks[task].partial_fc`: PartialFC's class sample rate; 1.0 (default): all."""
+    entry = (config.get("tasks") or {}).get(task) if config is not None else None
+    return float((entry or {}).get("partial_fc", 1.0))
+
+
 def loss(raw: Mapping[str, jax.Array], batch: Mapping[str, jax.Array], ctx: LossContext):
-    """CosFace with the class matrix sharded over the mesh's `model` axis (never gathered)."""
-    return losses.cosface_loss(
-        raw["embedding"].astype(jnp.float32),
-        ctx.params["classifier"],
-        batch["label"],
-        ctx.mesh,
-        num_classes=classes(ctx.config, ctx.task),
-    )
+    """CosFace with the class matrix sharded over the mesh's `model` axis (never gathered);
+    with a sample rate < 1 over PartialFC's sampled centres, drawn anew each step."""
+    x, w, y = raw["embedding"].astype(jnp.float32), ctx.params["classifier"], batch["label"]
+    n, rate = classes(ctx.config, ctx.task), sample_rate(ctx.config, ctx.task)
+    if rate < 1.0:
+        key = partial_fc.step_key(int(ctx.config.get("seed", 0)), ctx.step, ctx.task)
+        return partial_fc.partial_fc_loss(x, w, y, ctx.mesh, key, rate=rate, num_classes=n)[0]
+    return losses.cosface_loss(x, w, y, ctx.mesh, num_classes=n)
 
 
 def _init(task: str, config, mesh, key: jax.Array) -> dict:

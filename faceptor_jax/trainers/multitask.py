@@ -34,6 +34,10 @@ def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None
         raise ConfigError(str(e).strip("'\"")) from e
     dp = input_pipeline.data_parallel_size(mesh)
     for name, t in config.tasks.items():
+        if "partial_fc" in t and tasks.get(name).type is not tasks.recognition.TYPE:
+            raise ConfigError(
+                f"config.tasks.{name}.partial_fc: only recognition tasks sample classes"
+            )
         if t.batch_size % jax.process_count():
             raise ConfigError(
                 f"task {name}: batch {t.batch_size} is not divisible by the "
