@@ -29,8 +29,11 @@ DATA_KEYS = frozenset(
         "synthetic_identities", "synthetic_length", "synthetic_test_length", "synthetic_cache",
     }
 )  # fmt: skip
-# evaluate: False leaves a task out of evaluation (e.g. all but one stream of a training mix)
-TASK_KEYS = frozenset({"batch_size", "loss_weight", "eval_batch_size", "image_size", "evaluate"})
+# evaluate: False leaves a task out of evaluation (e.g. all but one stream of a training mix);
+# test_sets: the datasets it evaluates on (empty: its type's), e.g. SwinFace's with IJB-C
+TASK_KEYS = frozenset(
+    {"batch_size", "loss_weight", "eval_batch_size", "image_size", "evaluate", "test_sets"}
+)
 INIT_KEYS = frozenset({"farl", "checkpoint"})
 
 
@@ -120,6 +123,13 @@ def check_multitask(config: ml_collections.ConfigDict) -> None:
             number(t, "loss_weight", 0.0, where)
         if not isinstance(t.get("evaluate", True), bool):
             raise ConfigError(f"{where}.evaluate = {_kind(t['evaluate'])}: expected True or False")
+        test_sets = t.get("test_sets", ())
+        if not isinstance(test_sets, tuple | list) or not all(
+            isinstance(d, str) for d in test_sets
+        ):
+            raise ConfigError(
+                f"{where}.test_sets = {_kind(test_sets)}: expected a tuple of dataset names"
+            )
     init = config.get("init", {})
     known_keys(init, INIT_KEYS, "config.init")
     for key in INIT_KEYS:
