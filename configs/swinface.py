@@ -10,7 +10,8 @@ gradient scale). AdamW 5e-4 (backbone 5e-5), wd 0.05 on every parameter, timm's 
 5e-7 + cosine over the raw step to 80k with lr_min 5e-6 (absolute for both groups); grad-norm
 clip 5 on the backbone's own gradients. The backbone (trunk + recognition head) starts from a
 Swin-T recognition model: `--config.init.checkpoint=<swinface model dir or workdir>`.
-Evaluation: the verification sets, CLAP2015 and FG-NET (age), CelebA, RAF-DB.
+Evaluation: LFW, CFP-FP, AgeDB-30, CALFW, CPLFW (10-fold) and IJB-C (1:1 templates, TAR@FAR),
+CLAP2015 and FG-NET (age), CelebA, RAF-DB.
 Not reproduced: PartialFCAdamW's freezing of unsampled centres (here AdamW's momentum and weight
 decay still move them), gender on the age datasets, fp16 loss scaling.
 """
@@ -33,11 +34,18 @@ EVALUATED = ("recognition_ms1mv2", "age_regression_imdb", "attribute_pairs_celeb
              "expression_ordered_rafdb")  # fmt: skip  # one stream per test protocol
 
 
+# SwinFace's recognition protocol: the five 10-fold verification sets and IJB-C 1:1 (TAR@FAR); a
+# set not built under data_dir is skipped with a log line
+RECOGNITION_TEST_SETS = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "ijbc")
+
+
 def streams(batch: dict[str, int], **extra) -> dict:
     """Task entries; only `EVALUATED` streams run their test sets."""
     out = recipe.tasks(batch, **extra)
     for name, t in out.items():
         t["evaluate"] = name in EVALUATED
+        if name.startswith("recognition"):
+            t["test_sets"] = RECOGNITION_TEST_SETS
     return out
 
 

@@ -29,10 +29,12 @@ DATA_KEYS = frozenset(
         "synthetic_identities", "synthetic_length", "synthetic_test_length", "synthetic_cache",
     }
 )  # fmt: skip
-# evaluate: False leaves a task out of evaluation (e.g. all but one stream of a training mix)
+# evaluate: False leaves a task out of evaluation (e.g. all but one stream of a training mix);
+# test_sets: the datasets it evaluates on (empty: its type's), e.g. SwinFace's with IJB-C;
 # partial_fc: a recognition task's PartialFC class sample rate in (0, 1] (1: every class)
 TASK_KEYS = frozenset(
-    {"batch_size", "loss_weight", "eval_batch_size", "image_size", "evaluate", "partial_fc"}
+    {"batch_size", "loss_weight", "eval_batch_size", "image_size", "evaluate", "test_sets",
+     "partial_fc"}  # fmt: skip
 )
 INIT_KEYS = frozenset({"farl", "checkpoint"})
 
@@ -128,6 +130,13 @@ def check_multitask(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(
                 f"{where}.partial_fc = {_kind(rate)}: expected a class sample rate in (0, 1] "
                 "(1: every class, PartialFC off)"
+            )
+        test_sets = t.get("test_sets", ())
+        if not isinstance(test_sets, tuple | list) or not all(
+            isinstance(d, str) for d in test_sets
+        ):
+            raise ConfigError(
+                f"{where}.test_sets = {_kind(test_sets)}: expected a tuple of dataset names"
             )
     init = config.get("init", {})
     known_keys(init, INIT_KEYS, "config.init")

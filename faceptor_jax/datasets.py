@@ -85,7 +85,8 @@ DATASETS: dict[str, Dataset] = {
     "imdb": Dataset(display="IMDB", test="", built="imdb_wiki/imdb"),
     "wiki": Dataset(display="WIKI", test="", built="imdb_wiki/wiki"),
     "fgnet": Dataset(display="FG-NET", train=""),
-    "ijbc": Dataset(display="IJB-C", train="", built="ijbc/faces"),  # + ijbc/pairs (template pairs)
+    "ijbc": Dataset(display="IJB-C", train="", built="ijbc/faces"),  # 1:1 templates, with:
+    "ijbc_pairs": Dataset(display="IJB-C pairs", train="", built="ijbc/pairs"),  # template pairs
 }
 VERIFICATION_SETS: tuple[str, ...] = tuple(n for n, d in DATASETS.items() if d.verification)
 

@@ -1,10 +1,11 @@
 """Evaluation of every configured task with the paper's protocols; tables + JSON in the workdir.
 
-Generic over task types: each task's test sets (its dataset's test split, or the type's
-`test_sets`, e.g. recognition's verification sets) run through the model in eval mode (BatchNorm
-running statistics, no dropout or DropPath) in batches of the type's `eval_images`; its task file
-turns outputs + labels into a mergeable accumulator and the accumulator into the paper's numbers.
-Padded rows of the last batch are dropped before scoring.
+Generic over task types: each task's test sets (its dataset's test split, the type's `test_sets`,
+e.g. recognition's verification sets, or those `config.tasks.<task>.test_sets` lists, e.g. IJB-C,
+a test set with its own protocol in the type's `protocols`) run through the model in eval mode
+(BatchNorm running statistics, no dropout or DropPath) in batches of the type's `eval_images`; its
+task file turns outputs + labels into a mergeable accumulator and the accumulator into the paper's
+numbers. Padded rows of the last batch are dropped before scoring.
 """
 
 import os
@@ -18,6 +19,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from faceptor_jax import accumulators, checkpoint, input_pipeline, report, tasks
+from faceptor_jax.errors import ConfigError
 
 SourceFactory = Callable[[str, str, int], Any]
 
@@ -43,40 +45,60 @@ def _batches(source, task: str, dataset: str, batch_size: int, size: int, mesh, 
         yield input_pipeline.to_global({task: ds[i]}, mesh, {task: layout})[task]
 
 
-def _score(forward, name: str, source, dataset: str, batch_size: int, size: int, mesh, limit):
-    """One test set through the model -> the task type's merged accumulator (None if empty)."""
+def _score(forward, name: str, source, dataset: str, task_cfg, size: int, mesh, limit, acc=None):
+    """One test set through the model -> the merged accumulator of the task type (or of its
+    protocol for `dataset`), folded onto `acc` (None: the first batch's)."""
     kind = tasks.get(name).type
-    acc = None
+    scorer = kind.protocols.get(dataset, kind)  # the protocol's steps, else the type's
+    batch_size = task_cfg.eval_batch_size
     for batch in _batches(source, name, dataset, batch_size, size, mesh, limit):
-        out = kind.eval_rows(_host(forward({name: kind.eval_images(batch)})[name]))
+        out = scorer.eval_rows(_host(forward({name: scorer.eval_images(batch)})[name]))
         host = _host(batch)
         keep = np.asarray(host.pop("valid"), bool)
-        part = kind.evaluate(_select(out, keep), _select(host, keep), dataset, size)
+        part = scorer.evaluate(_select(out, keep), _select(host, keep), dataset, size)
         acc = part if acc is None else accumulators.merge_all([acc, part])
     return acc
+
+
+def test_sets(name: str, task_cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """Task `name`'s test sets: `config.tasks.<name>.test_sets` when set (each one of the type's
+    `test_sets` or `protocols`), else the type's `test_sets`, else its dataset's test split."""
+    task = tasks.get(name)
+    default = task.type.test_sets(task) if task.type.test_sets is not None else (task.dataset,)
+    chosen = tuple(task_cfg.get("test_sets") or ())
+    valid = (*default, *(d for d in task.type.protocols if d not in default))
+    unknown = [d for d in chosen if d not in valid]
+    if unknown:
+        raise ConfigError(
+            f"config.tasks.{name}.test_sets: {', '.join(map(repr, unknown))} is not a test set "
+            f"of {task.type.name}; valid: {', '.join(valid)}"
+        )
+    return chosen or default
 
 
 def evaluate_task(
     forward, name: str, task_cfg: ml_collections.ConfigDict, sources: SourceFactory,
     size: int, mesh, limit: int = 0,
 ) -> list[report.Result]:  # fmt: skip
-    """One task's test sets: its dataset's test split, or the type's `test_sets` that exist
-    (recognition: the verification sets)."""
+    """One task's test sets (`test_sets`); with a type's `test_sets` (recognition: the
+    verification sets, IJB-C where listed) those whose data is missing are skipped, logged."""
     task = tasks.get(name)
     optional = task.type.test_sets is not None
     results = []
-    for dataset in task.type.test_sets(task) if optional else (task.dataset,):
+    for dataset in test_sets(name, task_cfg):
+        protocol = task.type.protocols.get(dataset)
         try:
             source = sources(dataset, "test", size)
+            acc = protocol.start(dataset, source, sources, size) if protocol else None
         except (FileNotFoundError, KeyError) as e:
             if not optional:
                 raise
             logging.info("%s: test set %s skipped: %s", name, dataset, e)
             continue
-        acc = _score(forward, name, source, dataset, task_cfg.eval_batch_size, size, mesh, limit)
-        if acc is None:
+        if not len(source):
             raise ValueError(f"{name}: the test split of {dataset} is empty")
-        results.append(task.type.summarize(acc, dataset))
+        acc = _score(forward, name, source, dataset, task_cfg, size, mesh, limit, acc)
+        results.append(task.type.protocols.get(dataset, task.type).summarize(acc, dataset))
     return results
 
 
@@ -113,6 +135,7 @@ def protocol_threshold(results: list[report.Result], step: int, eval_file: str) 
     """The threshold predict's same/different verdict uses: the mean of the 10 folds' best
     thresholds on LFW, else on the first verification set evaluated (None without any)."""
     ver = {r.dataset: r.metrics for r in results if r.task == "verification"}
+    ver = {d: m for d, m in ver.items() if "fold_thresholds" in m}  # not IJB-C's templates
     if not ver:
         return None
     name = "lfw" if "lfw" in ver else next(iter(ver))

@@ -1,9 +1,23 @@
-"""IJB-C 1:1 protocol (faceptor_jax.ijbc): hand-computed figures and loop-based reference math."""
+"""IJB-C 1:1 protocol (faceptor_jax.ijbc): hand-computed figures and loop-based reference math;
+the evaluation loop on a built tiny IJB-C against the protocol on directly computed embeddings."""
 
+import io
+import types
+
+import builder_files
+import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
+from flax import nnx
+from PIL import Image
 
-from faceptor_jax import ijbc
+from configs import swinface
+from data.__main__ import build
+from data.sources import make_sources
+from faceptor_jax import evaluate, ijbc, loop, preprocess, report
+from faceptor_jax.tasks import crops, ijbc_eval
 
 # 8 pairs, descending scores, one tie at 0.8: worked by hand below.
 LABELS = np.array([1, 1, 0, 1, 0, 0, 1, 0])
@@ -135,3 +149,132 @@ def test_readers_and_table(tmp_path):
     assert names.tolist() == ["1.jpg"] and pts[0, 2].tolist() == [4, 5] and sc[0] == 0.75
     table = ijbc.format_table({"swinface": {1e-6: 0.9082, 1e-1: 0.9908}})
     assert table.splitlines() == ["method | 1e-06 | 1e-01", "swinface | 90.82 | 99.08"]
+
+
+# ----------------------------------------------------------------------------- the eval loop
+def _tiny_ijbc(root, rng) -> None:
+    """A tiny `IJBC/` download in insightface's layout: 20 templates of 5 people (3–6 loose
+    crops each, in 1–3 medias), every template pair listed."""
+    base = rng.integers(0, 256, (5, 48, 48, 3))
+    template_pts = crops.ARCFACE_TEMPLATE * (48 / 112) + 2
+    meta_pts, meta_tid, k = [], [], 0
+    for t in range(20):
+        for m in range(int(rng.integers(1, 4))):
+            for _ in range(int(rng.integers(1, 3))):
+                noise = rng.normal(0, 40, (48, 48, 3))
+                image = np.clip(base[t % 5] + noise, 0, 255).astype(np.uint8)
+                name = f"img/{k}.jpg"
+                builder_files.write(str(root / "loose_crop" / name), _jpeg(image))
+                pts = template_pts + rng.normal(0, 1.5, (5, 2))
+                score = rng.uniform(0.2, 1.0)
+                meta_pts.append(
+                    " ".join([name, *(f"{v:.3f}" for v in pts.ravel()), f"{score:.4f}"])
+                )
+                meta_tid.append(f"{name} {100 + t} {1000 + 10 * t + m}")
+                k += 1
+    a, b = np.triu_indices(20, 1)
+    pairs = [f"{100 + i} {100 + j} {int(i % 5 == j % 5)}" for i, j in zip(a, b, strict=True)]
+    for file, lines in (("ijbc_name_5pts_score.txt", meta_pts), ("ijbc_face_tid_mid.txt", meta_tid),
+                        ("ijbc_template_pair_label.txt", pairs)):  # fmt: skip
+        builder_files.write(str(root / "meta" / file), "\n".join(lines) + "\n")
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+class _TinyEmbedder(nnx.Module):
+    """{task: [B, 64, 64, 3]} -> {task: {"embedding": [B, 16]}}: 8×8 mean pool, a linear map."""
+
+    def __init__(self, task: str):
+        self.task, self.proj = task, nnx.Linear(8 * 8 * 3, 16, rngs=nnx.Rngs(0))
+
+    def __call__(self, images: dict, train: bool = False) -> dict:
+        x = images[self.task]
+        x = x.reshape(x.shape[0], 8, 8, 8, 8, 3).mean((2, 4)).reshape(x.shape[0], -1)
+        return {self.task: {"embedding": jnp.tanh(self.proj(x))}}
+
+
+def test_eval_reports_ijbc_like_the_protocol(tmp_path):
+    """`evaluate.evaluate` (the multi-task trainer's evaluation) on a built tiny IJB-C equals
+    `ijbc.evaluate` on embeddings of the aligned crops and their mirror images computed here;
+    a listed test set that is not built (LFW) is skipped."""
+    manual, data_dir = tmp_path / "IJBC", str(tmp_path / "data")
+    _tiny_ijbc(manual, np.random.default_rng(3))
+    build("ijbc/faces", data_dir, str(manual))
+    build("ijbc/pairs", data_dir, str(manual))
+
+    task = "recognition_ms1mv2"
+    assert "ijbc" in swinface.get_config().tasks[task].test_sets
+    entry = dict(batch_size=16, eval_batch_size=16, image_size=64, test_sets=("lfw", "ijbc"))
+    config = ml_collections.ConfigDict(
+        dict(tasks={task: entry}, data=dict(source="tfds", data_dir=data_dir), mesh=(-1, 1, 1))
+    )
+    model = _TinyEmbedder(task)
+    graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
+    mesh = loop.mesh_from_config(config)
+    trainer = types.SimpleNamespace(  # what evaluate.evaluate reads of a train.Trainer
+        merge=lambda p, s: nnx.merge(graphdef, p, s), image_sizes={task: 64}, mesh=mesh
+    )
+    state = {"params": {"model": params}, "model_state": model_state}
+    with jax.set_mesh(mesh):
+        results = evaluate.evaluate(trainer, state, config, make_sources(config), str(tmp_path), 0)
+
+    names, pts, face = ijbc.read_landmarks(str(manual / "meta/ijbc_name_5pts_score.txt"))
+    _, templates, medias = ijbc.read_template_media(str(manual / "meta/ijbc_face_tid_mid.txt"))
+    pairs = ijbc.read_template_pairs(str(manual / "meta/ijbc_template_pair_label.txt"))
+    aligned = []
+    for name, p in zip(names, pts, strict=True):
+        image = np.asarray(Image.open(manual / "loose_crop" / name).convert("RGB"))
+        face64 = preprocess.warp(image, crops.arcface_matrix(p, 64), 64)
+        aligned.append(preprocess.normalize(face64, preprocess.HALF_MEAN, preprocess.HALF_STD))
+    x = np.stack(aligned)
+    emb, flipped = (np.asarray(model({task: jnp.asarray(v)})[task]["embedding"])
+                    for v in (x, x[:, :, ::-1]))  # fmt: skip
+    want = ijbc.evaluate(emb, flipped, face, templates, medias, pairs)
+
+    (r,) = results  # LFW is not built: skipped
+    assert (r.task, r.dataset) == ("verification", "ijbc")
+    assert r.metrics["tar_at_far"] == want
+    assert (r.metrics["images"], r.metrics["templates"], r.metrics["pairs"]) == (len(x), 20, 190)
+    assert len(x) % 16  # the last batch is padded
+    # the check sees the flip, the face scores and their order: each one left out changes TAR
+    for variant in ((emb, None, face), (emb, flipped, None), (emb, flipped, face[::-1])):
+        assert ijbc.evaluate(*variant, templates, medias, pairs) != want
+    (table,) = report.build_tables(results)
+    assert table.header == ("TAR (%) @ FAR", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1")
+    assert table.rows == (("IJB-C", *(f"{100 * want[far]:.2f}" for far in ijbc.FARS)),)
+    assert table.render() in (tmp_path / "eval_0.txt").read_text()
+    assert evaluate.flat_scalars(results)["eval/ijbc/tar_at_far/1e-06"] == want[1e-6]
+    assert not (tmp_path / "verification.json").exists()  # no 10-fold threshold from IJB-C
+
+
+def test_test_sets_a_type_cannot_evaluate_are_named():
+    cfg = ml_collections.ConfigDict({"test_sets": ("ijbc", "celeba")})
+    with pytest.raises(ValueError, match=r"recognition_ms1mv2\.test_sets: 'celeba' is not a test"):
+        evaluate.test_sets("recognition_ms1mv2", cfg)
+    assert evaluate.test_sets("recognition_ms1mv2", ml_collections.ConfigDict())[0] == "lfw"
+
+
+def test_a_limited_run_scores_only_the_pairs_its_templates_allow():
+    """`config.eval_max_batches` leaves templates without images: their pairs are left out."""
+    feats = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)  # templates 1..4
+    templates, medias, order = np.arange(1, 5), np.arange(10, 50, 10), [3, 0, 2, 1]
+    part = ijbc_eval.Part(
+        index=np.array(order), feature=feats[order], face_score=np.ones(4, np.float32),
+        template=templates[order], media=medias[order],
+    )  # fmt: skip
+    a, b, y = (
+        np.array([1, 1, 1, 2, 3, 5]),
+        np.array([2, 3, 4, 5, 4, 6]),
+        np.array([1, 0, 0, 1, 1, 1]),
+    )
+    acc = ijbc_eval.TemplateAccumulator(pairs=(a, b, y), images=9)  # 9 images in the split
+    m = ijbc_eval.summarize(acc.merge(ijbc_eval.TemplateAccumulator(parts=(part,))), "ijbc").metrics
+    assert (m["pairs"], m["templates"], m["images"]) == (4, 4, 4)  # pairs with 5 or 6 left out
+    tids, tf = ijbc.template_features(feats, templates, medias)
+    keep = [0, 1, 2, 4]
+    want = ijbc.tar_at_far(y[keep], ijbc.pair_scores(tids, tf, a[keep], b[keep]))
+    assert m["tar_at_far"] == want and set(want) == set(ijbc.FARS)

@@ -117,8 +117,11 @@ def transform(
     dataset: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Task `name`'s train or test transform of one raw record of `dataset` (default: the task's;
-    recognition's test sets are the verification sets) -> one example (numpy)."""
+    recognition's test sets are the verification sets and IJB-C, whose protocol has its own
+    transform) -> one example (numpy)."""
     crops.check_policy(policy)
     task = get(name)
-    ds = datasets.get(dataset or task.dataset)
-    return task.type.transform(record, rng, train, size or task.input_size, ds, policy)
+    ds = dataset or task.dataset
+    protocol = task.type.protocols.get(ds)  # e.g. IJB-C's alignment from its 5 points
+    fn = protocol.transform if protocol else task.type.transform
+    return fn(record, rng, train, size or task.input_size, datasets.get(ds), policy)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from faceptor_jax import datasets, losses, partial_fc, report
-from faceptor_jax.tasks import crops
+from faceptor_jax.tasks import crops, ijbc_eval
 from faceptor_jax.tasks.spec import LossContext, LossParams, PredictOutput, Task, TaskType
 from faceptor_jax.verification import VerificationAccumulator
 
@@ -155,7 +155,13 @@ def summarize(acc: PairAccumulator, dataset: str) -> report.Result:
 
 
 def tables(results: Sequence[report.Result]) -> list[report.Table]:
-    """One table for every verification set, in the paper's order."""
+    """One table for every 10-fold verification set, in the paper's order; then IJB-C's."""
+    templates = [r for r in results if ijbc_eval.is_template_result(r)]
+    pairs = [r for r in results if not ijbc_eval.is_template_result(r)]
+    return [*(_pair_tables(pairs) if pairs else []), *ijbc_eval.tables(templates)]
+
+
+def _pair_tables(results: Sequence[report.Result]) -> list[report.Table]:
     order = {d: i for i, d in enumerate(datasets.VERIFICATION_SETS)}
     rs = sorted(results, key=lambda r: order.get(r.dataset, len(order)))
     f = report.fmt
@@ -188,5 +194,5 @@ TYPE = TaskType(
     head=lambda d: (0, EMBEDDING), transform=transform, crop=crops.ARCFACE, decode=decode,
     loss=loss, evaluate=evaluate, summarize=summarize, report="verification", tables=tables,
     predict=PREDICT, test_sets=_test_sets, eval_images=_eval_images, eval_rows=_eval_rows,
-    loss_params=LOSS_PARAMS,
+    loss_params=LOSS_PARAMS, protocols={"ijbc": ijbc_eval.PROTOCOL},
 )  # fmt: skip

@@ -88,6 +88,22 @@ Loss = Callable[[Mapping[str, jax.Array], Mapping[str, jax.Array], LossContext],
 Evaluate = Callable[[Mapping[str, Any], Mapping[str, Any], str, int], Any]
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvalProtocol:
+    """A test set a type scores its own way (recognition's IJB-C templates beside its 10-fold
+    pair sets): for that dataset these replace the type's transform, eval_images, eval_rows,
+    evaluate and summarize; start(dataset, source, sources, size) opens what the protocol reads
+    besides the test split `source` (IJB-C's template pairs) and returns the accumulator the
+    batches merge into."""
+
+    transform: Transform
+    eval_images: Callable[[Mapping[str, jax.Array]], jax.Array]
+    eval_rows: Callable[[Mapping[str, Any]], Mapping[str, Any]]
+    evaluate: Evaluate
+    summarize: Callable[[Any, str], Any]
+    start: Callable[[str, Any, Any, int], Any]
+
+
 def _images(batch: Mapping[str, jax.Array]) -> jax.Array:
     return batch["image"]
 
@@ -103,7 +119,9 @@ class TaskType:
     example; crop; decode: raw model outputs -> user terms; loss; evaluation: test_sets(task) (None:
     the task's dataset; a tuple: those that exist), eval_images(test batch) -> model input,
     eval_rows(outputs) -> one row per batch row, evaluate -> accumulator, summarize(acc, dataset)
-    -> `report.Result` named `report`; tables(results) -> report tables; predict; loss_params."""
+    -> `report.Result` named `report`; tables(results) -> report tables; predict; loss_params;
+    protocols: {dataset: EvalProtocol} for test sets scored their own way (`config.tasks.<task>
+    .test_sets` may list them besides `test_sets`)."""
 
     name: str
     original: str
@@ -124,6 +142,7 @@ class TaskType:
     eval_images: Callable[[Mapping[str, jax.Array]], jax.Array] = _images
     eval_rows: Callable[[Mapping[str, Any]], Mapping[str, Any]] = _rows
     loss_params: LossParams | None = None
+    protocols: Mapping[str, EvalProtocol] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
