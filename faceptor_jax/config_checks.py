@@ -120,6 +120,11 @@ def check_multitask(config: ml_collections.ConfigDict) -> None:
             number(t, "loss_weight", 0.0, where)
         if not isinstance(t.get("evaluate", True), bool):
             raise ConfigError(f"{where}.evaluate = {_kind(t['evaluate'])}: expected True or False")
+    weights = config.get("task_weights", {})
+    if not _is_dict(weights):
+        raise ConfigError(f"config.task_weights = {_kind(weights)}: expected {{task type: weight}}")
+    for key in weights:
+        number(weights, key, 0.0, "config.task_weights")
     init = config.get("init", {})
     known_keys(init, INIT_KEYS, "config.init")
     for key in INIT_KEYS:

@@ -30,6 +30,7 @@ def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None
         train.model_task_names(config)  # unknown task names
         tasks.crops.check_policy(config.data.get("augment", "original"), "config.data.augment")
         train.model_family(config)  # unknown model kind
+        train.effective_weights(config)  # a trained task's type without a task weight
     except (ValueError, KeyError) as e:  # their messages name the key and the valid values
         raise ConfigError(str(e).strip("'\"")) from e
     dp = input_pipeline.data_parallel_size(mesh)
