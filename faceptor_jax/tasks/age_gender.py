@@ -9,9 +9,10 @@ and the record's `gender` (1 male, 0 female, −1 unknown) its label.
 Loss: blend(age) + s·CE(Gender pair, gender), CE the mean over the rows whose gender is known.
 Unknown rows (−1) are left out of the CE: the original's list turns a gender into 1 iff its text
 is "1.0", so an unknown one (IMDB-WIKI's NaN, Adience's "u") trains as female; we mask them (a
-deliberate difference, stated in configs/swinface.py). s = this stream's share of the rows that
-train Gender (`attribute_pairs.gender_share`): with the CelebA stream's share on its side, the
-two terms add up to the original's one mean over all those rows.
+deliberate difference, stated in configs/swinface.py). s = the age_gender streams' share of
+the rows that train Gender, A/(A+C) (`attribute_pairs.gender_share`; the trainer's stream
+weights already split the type's part by rows): with CelebA's Gender term scaled by C/(A+C),
+the two add up to the original's one mean over all those rows.
 Evaluation, report and predict: age_regression's (CLAP2015 and FG-NET have no gender; CelebA's
 test set scores Gender).
 """
