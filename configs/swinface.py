@@ -1,19 +1,29 @@
 """SwinFace's published recipe: Swin-T + MLCA, four streams of 128 faces (32 per GPU × 4 GPUs).
 
 Streams (global batch per step): recognition on MS1MV2 (CosFace s 64, m 0.4 over PartialFC's
-sampled centres, sample rate 0.3: `faceptor_jax/partial_fc.py`); age on the AIO mix
-(Adience 25 %, MORPH II 25 %, WIKI and IMDB 50 %) as a regression with the MSE→Welsch blend; the
-40 CelebA attributes as 2-way softmaxes; expression on AffectNet 50 % + RAF-DB 50 % in RAF-DB's
-order. Losses summed with weight 1 per stream (the trainer divides the sum by the 4 stream
-weights, a constant AdamW absorbs, except that the backbone clip then acts at 4× the original's
-gradient scale). AdamW 5e-4 (backbone 5e-5), wd 0.05 on every parameter, timm's warmup 8k from
-5e-7 + cosine over the raw step to 80k with lr_min 5e-6 (absolute for both groups); grad-norm
-clip 5 on the backbone's own gradients. The backbone (trunk + recognition head) starts from a
-Swin-T recognition model: `--config.init.checkpoint=<swinface model dir or workdir>`.
+sampled centres, sample rate 0.3: `faceptor_jax/partial_fc.py`); age_gender on the AIO mix
+(Adience 25 %, MORPH II 25 %, WIKI and IMDB 50 %): each face trains the age regression
+(MSE→Welsch blend) and the Gender pair (CE); the 40 CelebA attributes as 2-way softmaxes;
+expression on AffectNet 50 % + RAF-DB 50 % in RAF-DB's order. Losses summed with weight 1 per
+stream (the trainer divides the sum by the 4 stream weights, a constant AdamW absorbs, except
+that the backbone clip then acts at 4× the original's gradient scale). AdamW 5e-4 (backbone
+5e-5), wd 0.05 on every parameter, timm's warmup 8k from 5e-7 + cosine over the raw step to 80k
+with lr_min 5e-6 (absolute for both groups); grad-norm clip 5 on the backbone's own gradients.
+The backbone (trunk + recognition head) starts from a Swin-T recognition model:
+`--config.init.checkpoint=<swinface model dir or workdir>`.
 Evaluation: LFW, CFP-FP, AgeDB-30, CALFW, CPLFW (10-fold) and IJB-C (1:1 templates, TAR@FAR),
 CLAP2015 and FG-NET (age), CelebA, RAF-DB.
+
+Gender, as in the original, is one CE mean over the 128 age_gender + 128 CelebA rows: each
+side's Gender term is scaled by its share of those rows (½ and ½, `attribute_pairs.gender_share`),
+so with the equal task weights below the two terms sum to (128·CE_age + 128·CE_celeba)/256.
+Deliberate difference: age-set rows of unknown gender (IMDB-WIKI's NaN, Adience's "u", MORPH
+files not named in the official pattern) are left out of the Gender CE, whose mean then runs
+over a stream's known rows; the original labels every gender whose text is not "1.0" female,
+the unknown ones included.
 Not reproduced: PartialFCAdamW's freezing of unsampled centres (here AdamW's momentum and weight
-decay still move them), gender on the age datasets, fp16 loss scaling.
+decay still move them), the original's never-updated Gender fc (an optimizer param-group swap),
+fp16 loss scaling.
 """
 
 import ml_collections
@@ -22,15 +32,15 @@ from configs import recipe
 
 BATCH = {
     "recognition_ms1mv2": 128,
-    "age_regression_adience": 32,
-    "age_regression_morph2": 32,
-    "age_regression_wiki": 32,
-    "age_regression_imdb": 32,
+    "age_gender_adience": 32,
+    "age_gender_morph2": 32,
+    "age_gender_wiki": 32,
+    "age_gender_imdb": 32,
     "attribute_pairs_celeba": 128,
     "expression_ordered_affectnet": 64,
     "expression_ordered_rafdb": 64,
 }
-EVALUATED = ("recognition_ms1mv2", "age_regression_imdb", "attribute_pairs_celeba",
+EVALUATED = ("recognition_ms1mv2", "age_gender_imdb", "attribute_pairs_celeba",
              "expression_ordered_rafdb")  # fmt: skip  # one stream per test protocol
 
 
@@ -65,7 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.tasks = ml_collections.ConfigDict(streams(BATCH))
     c.tasks.recognition_ms1mv2.partial_fc = 0.3  # PartialFC: positives + random centres, 30 %
     c.task_weights = ml_collections.ConfigDict(
-        dict(recognition=1.0, age_regression=1.0, attribute_pairs=1.0, expression_ordered=1.0)
+        dict(recognition=1.0, age_gender=1.0, attribute_pairs=1.0, expression_ordered=1.0)
     )
     c.total_steps = 80000
     c.optim = ml_collections.ConfigDict(

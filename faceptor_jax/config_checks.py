@@ -33,8 +33,15 @@ DATA_KEYS = frozenset(
 # test_sets: the datasets it evaluates on (empty: its type's), e.g. SwinFace's with IJB-C;
 # partial_fc: a recognition task's PartialFC class sample rate in (0, 1] (1: every class)
 TASK_KEYS = frozenset(
-    {"batch_size", "loss_weight", "eval_batch_size", "image_size", "evaluate", "test_sets",
-     "partial_fc"}  # fmt: skip
+    {
+        "batch_size",
+        "loss_weight",
+        "eval_batch_size",
+        "image_size",
+        "evaluate",
+        "test_sets",
+        "partial_fc",
+    }
 )
 INIT_KEYS = frozenset({"farl", "checkpoint"})
 
@@ -138,6 +145,11 @@ def check_multitask(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(
                 f"{where}.test_sets = {_kind(test_sets)}: expected a tuple of dataset names"
             )
+    weights = config.get("task_weights", {})
+    if not _is_dict(weights):
+        raise ConfigError(f"config.task_weights = {_kind(weights)}: expected {{task type: weight}}")
+    for key in weights:
+        number(weights, key, 0.0, "config.task_weights")
     init = config.get("init", {})
     known_keys(init, INIT_KEYS, "config.init")
     for key in INIT_KEYS:

@@ -47,18 +47,21 @@ def test_verification_bin(tmp_path):
 
 
 def test_morph2_with_a_corrupt_image(tmp_path, capsys):
-    for rel, v in (("A/1.jpg", 10), ("A/2.jpg", 20), ("B/3.jpg", 30)):
+    # gender from MORPH II's official names (<subject>_<photo><M|F><age>.JPG), −1 otherwise
+    a, b2, c = "A/009055_1M23.JPG", "A/000123_02F61.jpg", "B/3.jpg"
+    for rel, v in ((a, 10), (b2, 20), (c, 30)):
         _write(str(tmp_path / "data" / rel), _img(v))
     _write(str(tmp_path / "data" / "B/bad.jpg"), b"\xff\xd8garbage")
     label = tmp_path / "label" / "RANDOM_80_20"
-    _write(str(label / "train.txt"), "A/1.jpg 23\nA/2.jpg 61\nB/bad.jpg 40\n")
-    _write(str(label / "test.txt"), "B/3.jpg 35\n")
+    _write(str(label / "train.txt"), f"{a} 23\n{b2} 61\nB/bad.jpg 40\n")
+    _write(str(label / "test.txt"), f"{c} 35\n")
     b = build("morph2", str(tmp_path / "out"), str(tmp_path))
-    assert {k: r["age"] for k, r in _by_name(_read(b, "train")).items()} == {
-        "A/1.jpg": 23,
-        "A/2.jpg": 61,
+    assert {k: (r["age"], r["gender"]) for k, r in _by_name(_read(b, "train")).items()} == {
+        a: (23, 1),
+        b2: (61, 0),
     }
-    assert _by_name(_read(b, "test"))["B/3.jpg"]["age"] == 35
+    test = _by_name(_read(b, "test"))[c]
+    assert (test["age"], test["gender"]) == (35, -1)
     assert "skipped 1 corrupt image(s)" in capsys.readouterr().out
 
 

@@ -1,17 +1,19 @@
-"""SwinFace's tasks: the age blend loss against its formula, the attribute and expression orders
-by name, and one shared tiny SwinFace run (`configs/tiny_swinface.py`, shortened) in which every
-task's loss falls and its metric beats chance, then predict and export on its workdir."""
+"""SwinFace's tasks: the age blend loss against its formula, age_gender's loss (blend + the
+Gender pair's CE over known genders, pooled with CelebA's) and its gender field through the
+pipeline, the attribute and expression orders by name, and predict on a converted release."""
 
 import os
 
+import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 import skimage
 
-from faceptor_jax import datasets, predict, tasks
+from faceptor_jax import datasets, input_pipeline, predict, tasks
 from faceptor_jax.model.swinface import ATTRIBUTES
-from faceptor_jax.tasks import age_regression, attribute_pairs, expression_ordered
+from faceptor_jax.tasks import age_gender, age_regression, attribute_pairs, expression_ordered
 
 STEPS = 150
 
@@ -26,6 +28,76 @@ def test_age_blend_loss_is_the_formula():
             jnp.asarray(pred), jnp.asarray(target), age_regression.blend_weight(step, total)
         )
         np.testing.assert_allclose(float(got), want, rtol=1e-6)
+
+
+def _ce(pair, label):  # softmax CE of one 2-logit pair
+    return float(np.logaddexp(pair[0], pair[1]) - pair[label])
+
+
+def test_age_gender_loss_is_blend_plus_gender_ce_of_known_rows():
+    rng = np.random.default_rng(0)
+    b = 4
+    raw = {
+        "age": jnp.asarray([20.0, 35.0, 50.0, 8.0]),
+        "attributes": jnp.asarray(rng.normal(size=(b, 40, 2)), jnp.float32),
+        "expression": jnp.asarray(rng.normal(size=(b, 7)), jnp.float32),
+        "embedding": jnp.asarray(rng.normal(size=(b, 8)), jnp.float32),
+    }
+    batch = {"age": jnp.asarray([22.0, 30.0, 58.0, 8.0]), "gender": jnp.asarray([1, 0, -1, 1])}
+    # 96 age_gender rows + 32 CelebA rows train Gender: the age side carries 3/4 of its mean
+    config = ml_collections.ConfigDict({"total_steps": 100, "tasks": {
+        "age_gender_imdb": {"batch_size": 64}, "age_gender_morph2": {"batch_size": 32},
+        "attribute_pairs_celeba": {"batch_size": 32}, "recognition_ms1mv2": {"batch_size": 8},
+    }})  # fmt: skip
+    ctx = tasks.LossContext(task="age_gender_morph2", image_size=112, config=config, step=25)
+    lam = 0.25
+    d2 = (np.asarray(raw["age"]) - np.asarray(batch["age"])) ** 2
+    blend = np.mean((1 - lam) / 2 * d2 + lam * (1 - np.exp(-d2 / (2 * 3.0**2))))
+    g = ATTRIBUTES.index("Gender")
+    x = np.asarray(raw["attributes"])
+    ce = np.mean([_ce(x[i, g], label) for i, label in ((0, 1), (1, 0), (3, 1))])
+    loss = jax.jit(lambda r: age_gender.loss(r, batch, ctx))  # jitted: one compile, not 100
+    got = loss(raw)
+    assert float(got) == pytest.approx(blend + 0.75 * ce, rel=1e-5)
+    # the unknown row's Gender logits do not matter
+    other = dict(raw, attributes=raw["attributes"].at[2, g].set(9.0))
+    assert float(loss(other)) == pytest.approx(float(got), rel=1e-6)
+
+    grads = jax.jit(jax.grad(lambda r: age_gender.loss(r, batch, ctx)))(raw)
+    touched = np.abs(np.asarray(grads["attributes"])).sum(axis=(0, 2)) > 0
+    assert touched.tolist() == [i == g for i in range(40)]  # only the Gender pair
+    assert np.all(np.asarray(grads["attributes"])[2] == 0)  # not from the unknown row
+    assert np.abs(np.asarray(grads["age"])[:3]).min() > 0  # the age head (row 3: d = 0)
+    assert not np.any(np.asarray(grads["expression"])) and not np.any(grads["embedding"])
+
+    # CelebA's side of the same mean: its Gender term carries the other 1/4
+    labels = np.asarray(rng.integers(0, 2, (b, 40)), np.int32)
+    celeba = tasks.LossContext(task="attribute_pairs_celeba", image_size=112, config=config)
+    full = tasks.LossContext(task="attribute_pairs_celeba", image_size=112)  # no age_gender
+    pair_batch = {"attributes": jnp.asarray(labels)}
+    male = datasets.CELEBA_ATTRIBUTES.index("Male")
+    gender_ce = np.mean([_ce(x[i, g], labels[i, male]) for i in range(b)])
+    shared, alone = jax.jit(
+        lambda r: [attribute_pairs.loss(r, pair_batch, c) for c in (celeba, full)]
+    )(raw)
+    assert float(alone - shared) == pytest.approx(0.75 * gender_ce, rel=1e-4)
+
+
+def test_age_gender_stream_delivers_the_records_gender():
+    """A MORPH II record as its build stores it (gender 1/0/−1) -> the batch's `gender`, the age
+    beside it; the age test sets (no gender field) transform with −1."""
+    image = np.full((112, 112, 3), 128, np.uint8)
+    genders = {20: 1, 30: 0, 40: -1, 50: 1}
+    source = [{"image": image, "age": a, "gender": g} for a, g in genders.items()]
+    stream = input_pipeline.Stream(source, 4, 32, "age_gender_morph2")
+    ds, _ = input_pipeline.mixed_dataset({"age_gender_morph2": stream}, 1, data_parallel=1)
+    batch = ds[0]["age_gender_morph2"]
+    assert batch["gender"].dtype == np.int32 and batch["gender"].shape == (4,)
+    assert [genders[int(a)] for a in batch["age"]] == batch["gender"].tolist()
+    test = tasks.transform("age_gender_imdb", {"image": image, "age": 33.0}, None, False, 32)
+    assert test["gender"] == -1 and test["age"] == 33.0
+    with pytest.raises(FileNotFoundError, match="MORPH II records have no 'gender'"):
+        tasks.transform("age_gender_morph2", {"image": image, "age": 33}, None, True, 32)
 
 
 def test_attribute_pairs_map_to_celeba_by_name():

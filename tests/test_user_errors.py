@@ -70,6 +70,14 @@ BAD = {  # name: (edit, error type, message)
         _set("tasks.age_morph2.partial_fc", 0.3), ConfigError,
         "config.tasks.age_morph2.partial_fc: only recognition tasks sample classes",
     ),
+    "task weight < 0": (
+        _set("task_weights.age", -1.0), ConfigError,
+        "config.task_weights.age = float -1.0: expected a number ≥ 0.0",
+    ),
+    "no task weight": (
+        lambda c: c["task_weights"].pop("age"), ConfigError,
+        "config.task_weights has no weight for task type 'age' (age_morph2)",
+    ),
     "unknown source": (
         _set("data.source", "s3"), ConfigError,
         "config.data.source 's3': expected 'synthetic' or 'tfds'",

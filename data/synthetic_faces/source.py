@@ -34,10 +34,13 @@ _ALIGNED = 0.53
 DATASET_LAYOUTS: dict[str, Layout] = {
     "ms1mv3": Layout(_SMALL, _ALIGNED, 0.02, ("label",)),
     "ms1mv2": Layout(_SMALL, _ALIGNED, 0.02, ("label",)),
-    "imdb": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
+    # SwinFace's age mix: each record has gender too (1 male, 0 female), as the builds do
+    "adience": Layout(_SMALL, _ALIGNED, 0.03, ("age", "gender")),
+    "imdb": Layout(_SMALL, _ALIGNED, 0.03, ("age", "gender")),
+    "wiki": Layout(_SMALL, _ALIGNED, 0.03, ("age", "gender")),
     "clap2015": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
     "fgnet": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
-    "morph2": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
+    "morph2": Layout(_SMALL, _ALIGNED, 0.03, ("age", "gender")),
     "utkface": Layout(_SMALL, _ALIGNED, 0.03, ("age",)),
     "celeba": Layout(_SMALL, _ALIGNED, 0.03, ("attributes",)),
     "affectnet": Layout(_SMALL, _ALIGNED, 0.03, ("expression",)),
@@ -73,7 +76,7 @@ def render_full(
         sample, ident, size, masks, np.random.default_rng([seed, index, 1])
     )
     out: dict = {"image": image, "label": sample.identity, "identity": sample.identity}
-    out |= {"age": sample.age, "expression": sample.expression}
+    out |= {"age": sample.age, "expression": sample.expression, "gender": int(ident.male)}
     out["attributes"] = render.attributes(sample, ident)
     for k, fn in geo.LANDMARK_SETS.items():
         out[f"landmarks_{k}"] = render.to_pixels(sample, fn(sample.shape))

@@ -33,6 +33,8 @@ def _features(dataset: str) -> dict:
     for field in source.DATASET_LAYOUTS[dataset].fields:
         if field in ("label", "age", "expression"):
             feats["age" if field == "age" else "label"] = common.scalar()
+        elif field == "gender":
+            feats["gender"] = common.scalar()
         elif field == "attributes":
             feats["attributes"] = common.tensor((40,), np.int64)
         elif field.startswith("mask"):

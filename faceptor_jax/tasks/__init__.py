@@ -13,6 +13,7 @@ from faceptor_jax import datasets
 from faceptor_jax.model.head_spec import HeadSpec
 from faceptor_jax.tasks import (
     age,
+    age_gender,
     age_regression,
     attribute_pairs,
     attributes,
@@ -28,7 +29,9 @@ from faceptor_jax.tasks.spec import LossContext, Task, TaskType
 __all__ = ["TASKS", "LossContext", "Task", "TaskType", "get", "head_specs", "transform"]
 
 R, A, T, E, P, L = (m.TYPE for m in (recognition, age, attributes, expression, parsing, landmarks))
-AR, TP, EO = (m.TYPE for m in (age_regression, attribute_pairs, expression_ordered))  # SwinFace
+AR, AG, TP, EO = (
+    m.TYPE for m in (age_regression, age_gender, attribute_pairs, expression_ordered)
+)  # SwinFace
 
 # name: Task(name, type, dataset of datasets.DATASETS, the original's task name)
 TASKS: dict[str, Task] = {
@@ -46,13 +49,18 @@ TASKS: dict[str, Task] = {
     "landmarks_wflw": Task("landmarks_wflw", L, "wflw", "align_wflw"),
     "landmarks_aflw": Task("landmarks_aflw", L, "aflw19", "align_aflw"),
     "landmarks_lapa": Task("landmarks_lapa", L, "lapa", "align_lapa"),  # not in the paper
-    # SwinFace's streams: age on its AIO mix (Adience, MORPH II, WIKI, IMDB), evaluated on
-    # CLAP2015 and FG-NET; attributes as 2-way softmaxes; expression in RAF-DB's order.
+    # SwinFace's streams: age + gender on its AIO mix (Adience, MORPH II, WIKI, IMDB), age
+    # evaluated on CLAP2015 and FG-NET (age_regression: age alone); attributes as 2-way
+    # softmaxes; expression in RAF-DB's order.
     "recognition_ms1mv2": Task("recognition_ms1mv2", R, "ms1mv2", "Recognition"),
     "age_regression_adience": Task("age_regression_adience", AR, "adience", "Age"),
     "age_regression_morph2": Task("age_regression_morph2", AR, "morph2", "Age"),
     "age_regression_wiki": Task("age_regression_wiki", AR, "wiki", "Age"),
     "age_regression_imdb": Task("age_regression_imdb", AR, "imdb", "Age"),
+    "age_gender_adience": Task("age_gender_adience", AG, "adience", "Age"),
+    "age_gender_morph2": Task("age_gender_morph2", AG, "morph2", "Age"),
+    "age_gender_wiki": Task("age_gender_wiki", AG, "wiki", "Age"),
+    "age_gender_imdb": Task("age_gender_imdb", AG, "imdb", "Age"),
     "attribute_pairs_celeba": Task("attribute_pairs_celeba", TP, "celeba", "Attribute"),
     "expression_ordered_affectnet": Task(
         "expression_ordered_affectnet", EO, "affectnet", "Expression"
@@ -71,10 +79,11 @@ BASE: tuple[str, ...] = (
     "landmarks_300w",
 )
 FULL: tuple[str, ...] = tuple(n for n in list(TASKS)[: list(TASKS).index("landmarks_lapa")])
-# What a SwinFace model serves (one task per output it has; a converted model's model.json).
+# What a SwinFace model serves (one task per output it has; a converted model's model.json):
+# the streams configs/swinface.py evaluates (Gender is predicted among the attributes).
 SWINFACE: tuple[str, ...] = (
     "recognition_ms1mv2",
-    "age_regression_imdb",
+    "age_gender_imdb",
     "attribute_pairs_celeba",
     "expression_ordered_rafdb",
 )

@@ -32,6 +32,7 @@ def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None
         train.model_family(config)  # unknown model kind
         for name, t in config.tasks.items():
             evaluate.test_sets(name, t)  # test sets its type cannot evaluate
+        train.effective_weights(config)  # a trained task's type without a task weight
     except (ValueError, KeyError) as e:  # their messages name the key and the valid values
         raise ConfigError(str(e).strip("'\"")) from e
     dp = input_pipeline.data_parallel_size(mesh)
