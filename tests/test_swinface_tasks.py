@@ -15,8 +15,6 @@ from faceptor_jax import datasets, input_pipeline, predict, tasks
 from faceptor_jax.model.swinface import ATTRIBUTES
 from faceptor_jax.tasks import age_gender, age_regression, attribute_pairs, expression_ordered
 
-STEPS = 150
-
 
 def test_age_blend_loss_is_the_formula():
     pred, target = np.array([20.0, 35.0, 50.0]), np.array([22.0, 30.0, 58.0])
