@@ -52,11 +52,19 @@ def _entry(value, matrix, task, labels, mask) -> dict:
     return {"label": labels[int(np.argmax(value))], "probabilities": probs}
 
 
+def _cells(entry: dict, task: Task, ref) -> dict:
+    label = entry["label"]
+    return {"expression": label, "expression_probability": entry["probabilities"][label]}
+
+
 PREDICT = PredictOutput(
     key="expression",
     schema={"type": "object"},  # task -> {"label", "probabilities": {label: p}}
     essentials=lambda d: d["probabilities"],
     entry=_entry,
+    columns=lambda task: ("expression", "expression_probability"),  # the top class, its p
+    cells=_cells,
+    extras=lambda entry, task: {"expression_probabilities": entry["probabilities"]},
 )
 TYPE = TaskType(
     name="expression", original="affect", kind="value", output="none", input_size=112,

@@ -129,6 +129,9 @@ PREDICT = PredictOutput(
     schema={"type": "object"},  # task -> [[x, y]] image pixels
     essentials=lambda d: d["landmarks"],
     entry=_entry,
+    columns=lambda task: ("landmarks_file",),  # the JSON + a pointer to the points in it
+    cells=lambda entry, task, ref: {"landmarks_file": ref.link("landmarks", task.name)},
+    extras=lambda entry, task: {"landmarks": entry},
 )
 TYPE = TaskType(
     name="landmarks", original="align", kind="map", output="landmarks", input_size=512,

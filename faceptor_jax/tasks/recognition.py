@@ -188,6 +188,7 @@ PREDICT = PredictOutput(
     inputs=flip_views,
     essentials=lambda d: flip_sum(d["embedding"]),
     entry=_entry,
+    extras=lambda entry, task: {"embedding": entry},  # JSONL only: too wide for the CSV
 )
 TYPE = TaskType(
     name="recognition", original="recog", kind="feature", output="none", input_size=112,
