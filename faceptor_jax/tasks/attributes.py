@@ -46,7 +46,8 @@ def tables(results: Sequence[report.Result]) -> list[report.Table]:
 
 
 def _entry(value, matrix, task, labels, mask) -> dict:
-    return dict(zip(labels, np.round(value, 4).tolist(), strict=True))
+    # rounded in float64: a float32 0.2273 would print as 0.2273000031709671
+    return dict(zip(labels, np.asarray(value, np.float64).round(4).tolist(), strict=True))
 
 
 def _columns(task: Task) -> tuple[str, ...]:

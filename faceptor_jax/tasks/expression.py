@@ -48,7 +48,7 @@ def tables(results: Sequence[report.Result]) -> list[report.Table]:
 
 
 def _entry(value, matrix, task, labels, mask) -> dict:
-    probs = dict(zip(labels, np.round(value, 4).tolist(), strict=True))
+    probs = dict(zip(labels, np.asarray(value, np.float64).round(4).tolist(), strict=True))
     return {"label": labels[int(np.argmax(value))], "probabilities": probs}
 
 

@@ -121,7 +121,7 @@ def tables(results: Sequence[report.Result]) -> list[report.Table]:
 
 def _entry(value, matrix, task, labels, mask) -> list:
     pts = preprocess.warped_to_source(value, matrix, 0.0, task.input_size)  # not clipped
-    return pts.round(2).tolist()
+    return np.asarray(pts, np.float64).round(2).tolist()  # float64: no float32 digits
 
 
 PREDICT = PredictOutput(

@@ -179,7 +179,7 @@ def _pair_tables(results: Sequence[report.Result]) -> list[report.Table]:
 
 
 def _entry(value, matrix, task, labels, mask) -> list[float]:
-    return np.round(value, 6).tolist()
+    return np.asarray(value, np.float64).round(6).tolist()  # float64: no float32 digits
 
 
 PREDICT = PredictOutput(
