@@ -103,3 +103,18 @@ def test_odd_file_names_are_quoted_and_a_faceless_photo_gives_no_row(tmp_path):
     assert rows[1] == [os.path.join("..", "in", 'a, "b" ü.jpg'), "", "0", "1.5", "2.0",
                        "30.25", "40.0", "0.9", "31.5"]  # fmt: skip
     assert rows[2][2] == "1"
+
+
+def test_a_second_task_of_a_kind_gets_prefixed_cells_and_extras(tmp_path):
+    a, r = tasks.get("expression_affectnet"), tasks.get("expression_rafdb")
+
+    def expr(labels, top):
+        return {"label": top, "probabilities": {k: 0.7 if k == top else 0.05 for k in labels}}
+
+    face = {"box": [0, 0, 9, 9], "score": 0.8, "points5": []}
+    face["expression"] = {a.name: expr(a.labels, "happy"), r.name: expr(r.labels, "sad")}
+    table = tables.FaceTables(str(tmp_path), {a.name: a, r.name: r})
+    (record,) = table.records({"faces": [face], "tasks": [a.name, r.name]}, "x.jpg", "x.jpg")
+    assert record["expression"] == "happy" and record["expression_rafdb.expression"] == "sad"
+    assert record["expression_rafdb.expression_probability"] == 0.7
+    assert record["expression_rafdb.expression_probabilities"]["sad"] == 0.7
