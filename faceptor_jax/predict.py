@@ -12,8 +12,9 @@ parsing/landmarks; crop sides from the checkpoint's task specs, 112/512 for rele
 batched over faces (padded to a few bucket sizes, so a folder compiles a few times, not per image),
 and every output is mapped back to the original image's pixels. Writes `<name>.json`
 (`outputs.SCHEMA`), `<name>.overlay.png` (videos: `.overlay.mp4`, `.overlay.gif` for GIFs) and
-`<name>.<parsing task>.png` (palette PNG, pixel value = class id). Videos (`media.VIDEO_EXTS`)
-are analysed frame by frame. Unreadable, truncated or oversized inputs are reported and skipped;
+`<name>.<parsing task>.png` (palette PNG, pixel value = class id), and for the whole run a row
+per face in `faces.csv` / `faces.jsonl` (`tables.py`). Videos (`media.VIDEO_EXTS`) are analysed
+frame by frame. Unreadable, truncated or oversized inputs are reported and skipped;
 the exit status is non-zero only when no input could be processed.
 
 `--compare A B` prints the cosine similarity and the verification protocol's distance (squared L2
@@ -35,7 +36,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from faceptor_jax import align, compile_cache, errors, media, preprocess, tasks
+from faceptor_jax import align, compile_cache, errors, media, preprocess, tables, tasks
 from faceptor_jax.checkpoint import (
     VERIFICATION_FILE,
     locate,
@@ -243,9 +244,9 @@ def _stem(path: str, out_dir: str, name: str | None) -> str:
     return stem
 
 
-def process_image(predictor: Predictor, path: str, out_dir: str, name: str | None = None) -> int:
+def process_image(predictor: Predictor, path: str, out_dir: str, name: str | None = None) -> dict:
     """Analyse one photo and write its JSON, overlay and masks (`<out_dir>/<name>.*`, default
-    name: the file's); returns the number of faces."""
+    name: the file's); returns the JSON."""
     rgb = read_image(path)
     faces, masks = predictor(rgb)
     stem = _stem(path, out_dir, name)
@@ -257,14 +258,14 @@ def process_image(predictor: Predictor, path: str, out_dir: str, name: str | Non
     draw_overlay(rgb, faces, masks, predictor.labels).save(f"{stem}.overlay.png")
     doc |= {"overlay": os.path.basename(f"{stem}.overlay.png"), "faces": faces}
     _write_json(doc, f"{stem}.json")
-    return len(faces)
+    return doc
 
 
 def process_video(
     predictor: Predictor, path: str, out_dir: str, stride: int = 1, name: str | None = None
-) -> int:
+) -> dict:
     """Analyse every `stride`-th frame, with a progress bar on stderr; writes the JSON (faces per
-    frame) and an overlay video. Returns the number of faces over all analysed frames."""
+    frame) and an overlay video, and returns the JSON."""
     stem = _stem(path, out_dir, name)
     count, fps = media.video_info(path)
     overlay = f"{stem}.overlay" + (".gif" if path.lower().endswith(".gif") else ".mp4")
@@ -297,7 +298,7 @@ def process_video(
     doc = _doc(predictor, path, "video", hw) | {"fps": fps}
     doc |= {"overlay": os.path.basename(overlay), "frames": frames}
     _write_json(doc, f"{stem}.json")
-    return total
+    return doc
 
 
 def _progress(name: str, done: int, count: int, faces: int) -> None:
@@ -311,9 +312,10 @@ def _progress(name: str, done: int, count: int, faces: int) -> None:
 
 
 def run(predictor: Predictor, paths: Sequence[str], out_dir: str, stride: int = 1) -> dict:
-    """Process every input; bad ones are reported on stderr and skipped. Returns a summary."""
+    """Process every input (a row per face in `tables`; bad ones named on stderr and skipped)."""
     media.check_output_dir(out_dir)
     done, skipped, faces = [], [], 0
+    table = tables.FaceTables(out_dir, predictor.tasks)
     t0 = time.perf_counter()
     inputs = media.expand_inputs(paths)
     for p in (p for p in paths if os.path.isdir(p) and not media.expand_inputs([p])):
@@ -322,13 +324,14 @@ def run(predictor: Predictor, paths: Sequence[str], out_dir: str, stride: int = 
     for path in inputs:
         try:
             if media.is_video(path):
-                n = process_video(predictor, path, out_dir, stride, names[path])
+                doc = process_video(predictor, path, out_dir, stride, names[path])
             else:
-                n = process_image(predictor, path, out_dir, names[path])
+                doc = process_image(predictor, path, out_dir, names[path])
         except (InputError, FileNotFoundError, IsADirectoryError) as e:
             print(f"skipped {e}", file=sys.stderr)
             skipped.append(path)
             continue
+        n = table.add(doc, names[path], path)
         if n == 0:
             print(f"{path}: no face found", file=sys.stderr)
         done.append(path)

@@ -11,6 +11,7 @@ import pytest
 import skimage.data
 from flax import nnx
 from PIL import Image
+from test_predict_tables import ATTRIBUTES, BASE, EXPRESSION, check_tables
 
 from configs import tiny
 from data import sources as entry
@@ -22,6 +23,8 @@ from faceptor_jax.model.vit import ViTConfig
 
 NAMES = ("recognition_ms1mv3", "age_morph2", "attributes_celeba", "expression_affectnet",
          "parsing_celebamaskhq", "landmarks_300w")  # fmt: skip
+# faces.csv's columns for NAMES (recognition adds none)
+HEADER = [*BASE, "age", *EXPRESSION, *ATTRIBUTES, "parsing_file", "landmarks_file"]
 SIZES = {112: 32, 512: 64}  # tiny crops; the predictor reads them from the checkpoint
 ASTRONAUT_BOX = (178, 63, 267, 175)  # yuface's box (x1, y1, x2, y2) on skimage's astronaut
 
@@ -186,6 +189,13 @@ def test_cli_photos_bad_inputs_video_and_compare(checkpoint, tmp_path, capsys):
 
     _check_moving_face(json.loads((out / "clip.gif.json").read_text()), 3)
     assert Image.open(out / "clip.gif.overlay.gif").n_frames == 3
+    rows = check_tables(out, HEADER)  # a row per face: the photo's and the 3 frames'
+    assert [(r["file"], r["frame"]) for r in rows] == [
+        ("../in/astronaut.jpg", ""),
+        *(("../in/clip.gif", str(i)) for i in range(3)),
+    ]  # checkerboard.png: no face, no row
+    assert rows[0]["parsing_file"] == "astronaut.jpg.parsing_celebamaskhq.png"
+    assert rows[0]["landmarks_file"] == "astronaut.jpg.json#/faces/0/landmarks/landmarks_300w"
 
 
 def test_cli_on_a_generated_mp4(checkpoint, tmp_path, capsys):
@@ -205,7 +215,10 @@ def test_cli_on_a_generated_mp4(checkpoint, tmp_path, capsys):
     assert video["fps"] == 10 and video["overlay"] == "clip.mp4.overlay.mp4"
     overlay = list(media.read_frames(str(out / video["overlay"])))
     assert len(overlay) == 4 and overlay[0].shape == (256, 320, 3)
-    assert sorted(os.listdir(out)) == ["clip.mp4.json", "clip.mp4.overlay.mp4"]
+    assert sorted(os.listdir(out)) == [
+        "clip.mp4.json", "clip.mp4.overlay.mp4", "faces.csv", "faces.jsonl"
+    ]  # fmt: skip
+    assert [r["frame"] for r in check_tables(out, HEADER)] == ["0", "1", "2", "3"]
 
 
 def test_cli_exits_nonzero_only_when_nothing_processed(checkpoint, tmp_path, capsys, monkeypatch):

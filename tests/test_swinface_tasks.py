@@ -1,6 +1,7 @@
 """SwinFace's tasks: the age blend loss against its formula, age_gender's loss (blend + the
 Gender pair's CE over known genders, pooled with CelebA's) and its gender field through the
-pipeline, the attribute and expression orders by name, and predict on a converted release."""
+pipeline, the attribute and expression orders by name, and predict (its JSON and faces.csv) on
+a converted release."""
 
 import os
 
@@ -10,6 +11,8 @@ import ml_collections
 import numpy as np
 import pytest
 import skimage
+import test_predict_tables as table
+from PIL import Image
 
 from faceptor_jax import datasets, input_pipeline, predict, tasks
 from faceptor_jax.model.swinface import ATTRIBUTES
@@ -147,6 +150,12 @@ def test_predict_on_a_converted_swinface_model(tmp_path):
     assert list(attrs) == list(datasets.CELEBA_ATTRIBUTES)
     ((name, expr),) = f["expression"].items()
     assert list(expr["probabilities"]) == list(tasks.get(name).labels)
+    # the run's table: age, expression, gender (CelebA's Male) and the 40 attributes
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "astronaut.png")
+    predict.run(p, [str(tmp_path / "astronaut.png")], str(tmp_path / "out"))
+    header = [*table.BASE, "age", *table.EXPRESSION, *table.ATTRIBUTES]
+    (row,) = table.check_tables(tmp_path / "out", header)
+    assert float(row["gender"]) == attrs["Male"] and row["expression"] == expr["label"]
 
 
 def test_recipe_config_evaluates_a_converted_release(tmp_path):

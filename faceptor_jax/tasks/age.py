@@ -55,6 +55,8 @@ PREDICT = PredictOutput(
     schema={"type": "object"},  # task -> years
     essentials=lambda d: d["age"],
     entry=lambda value, matrix, task, labels, mask: round(float(value), 2),
+    columns=lambda task: ("age",),  # years
+    cells=lambda entry, task, ref: {"age": entry},
 )
 TYPE = TaskType(
     name="age", original="age", kind="value", output="none", input_size=112,

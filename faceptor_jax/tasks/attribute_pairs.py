@@ -112,6 +112,8 @@ PREDICT = PredictOutput(
     schema=attributes.PREDICT.schema,
     essentials=lambda d: d["probabilities"],
     entry=attributes.PREDICT.entry,
+    columns=attributes.PREDICT.columns,
+    cells=attributes.PREDICT.cells,
 )
 TYPE = TaskType(
     name="attribute_pairs", original="biattr", kind="value", output="none", input_size=112,

@@ -46,7 +46,18 @@ def tables(results: Sequence[report.Result]) -> list[report.Table]:
 
 
 def _entry(value, matrix, task, labels, mask) -> dict:
-    return dict(zip(labels, np.round(value, 4).tolist(), strict=True))
+    # rounded in float64: a float32 0.2273 would print as 0.2273000031709671
+    return dict(zip(labels, np.asarray(value, np.float64).round(4).tolist(), strict=True))
+
+
+def _columns(task: Task) -> tuple[str, ...]:
+    """`gender`, P(male), where the dataset has CelebA's Male (Faceptor's and SwinFace's gender),
+    then every attribute's probability under the dataset's name."""
+    return (("gender",) if "Male" in task.labels else ()) + tuple(task.labels)
+
+
+def _cells(entry: dict, task: Task, ref) -> dict:
+    return ({"gender": entry["Male"]} if "Male" in entry else {}) | entry
 
 
 PREDICT = PredictOutput(
@@ -54,6 +65,8 @@ PREDICT = PredictOutput(
     schema={"type": "object"},  # task -> {CelebA attribute: probability}
     essentials=lambda d: d["probabilities"],
     entry=_entry,
+    columns=_columns,
+    cells=_cells,
 )
 TYPE = TaskType(
     name="attributes", original="biattr", kind="value", output="none", input_size=112,

@@ -48,8 +48,13 @@ def tables(results: Sequence[report.Result]) -> list[report.Table]:
 
 
 def _entry(value, matrix, task, labels, mask) -> dict:
-    probs = dict(zip(labels, np.round(value, 4).tolist(), strict=True))
+    probs = dict(zip(labels, np.asarray(value, np.float64).round(4).tolist(), strict=True))
     return {"label": labels[int(np.argmax(value))], "probabilities": probs}
+
+
+def _cells(entry: dict, task: Task, ref) -> dict:
+    label = entry["label"]
+    return {"expression": label, "expression_probability": entry["probabilities"][label]}
 
 
 PREDICT = PredictOutput(
@@ -57,6 +62,9 @@ PREDICT = PredictOutput(
     schema={"type": "object"},  # task -> {"label", "probabilities": {label: p}}
     essentials=lambda d: d["probabilities"],
     entry=_entry,
+    columns=lambda task: ("expression", "expression_probability"),  # the top class, its p
+    cells=_cells,
+    extras=lambda entry, task: {"expression_probabilities": entry["probabilities"]},
 )
 TYPE = TaskType(
     name="expression", original="affect", kind="value", output="none", input_size=112,

@@ -121,7 +121,7 @@ def tables(results: Sequence[report.Result]) -> list[report.Table]:
 
 def _entry(value, matrix, task, labels, mask) -> list:
     pts = preprocess.warped_to_source(value, matrix, 0.0, task.input_size)  # not clipped
-    return pts.round(2).tolist()
+    return np.asarray(pts, np.float64).round(2).tolist()  # float64: no float32 digits
 
 
 PREDICT = PredictOutput(
@@ -129,6 +129,9 @@ PREDICT = PredictOutput(
     schema={"type": "object"},  # task -> [[x, y]] image pixels
     essentials=lambda d: d["landmarks"],
     entry=_entry,
+    columns=lambda task: ("landmarks_file",),  # the JSON + a pointer to the points in it
+    cells=lambda entry, task, ref: {"landmarks_file": ref.link("landmarks", task.name)},
+    extras=lambda entry, task: {"landmarks": entry},
 )
 TYPE = TaskType(
     name="landmarks", original="align", kind="map", output="landmarks", input_size=512,

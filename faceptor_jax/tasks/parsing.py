@@ -105,6 +105,9 @@ PREDICT = PredictOutput(
     essentials=lambda d: d["label_map"].astype(jnp.uint8),
     entry=_entry,
     mask=True,
+    columns=lambda task: ("parsing_file",),  # the photo's palette PNG (videos: none written)
+    cells=lambda entry, task, ref: {"parsing_file": ref.masks.get(task.name)},
+    extras=lambda entry, task: {"parsing_pixels": entry},
 )
 TYPE = TaskType(
     name="parsing", original="parsing", kind="map", output="parsing", input_size=512,

@@ -179,7 +179,7 @@ def _pair_tables(results: Sequence[report.Result]) -> list[report.Table]:
 
 
 def _entry(value, matrix, task, labels, mask) -> list[float]:
-    return np.round(value, 6).tolist()
+    return np.asarray(value, np.float64).round(6).tolist()  # float64: no float32 digits
 
 
 PREDICT = PredictOutput(
@@ -188,6 +188,7 @@ PREDICT = PredictOutput(
     inputs=flip_views,
     essentials=lambda d: flip_sum(d["embedding"]),
     entry=_entry,
+    extras=lambda entry, task: {"embedding": entry},  # JSONL only: too wide for the CSV
 )
 TYPE = TaskType(
     name="recognition", original="recog", kind="feature", output="none", input_size=112,

@@ -63,6 +63,22 @@ class LossParams:
     load: Callable[[Mapping, dict, str], dict]
 
 
+@dataclasses.dataclass(frozen=True)
+class FaceRef:
+    """Where predict wrote one face, for its table row (`faceptor_jax/tables.py`): json, the
+    input's JSON, relative to the table's folder; pointer, the face's JSON pointer in it
+    (`/faces/0`, `/frames/3/faces/0`); masks, {parsing task: its PNG, relative to the table's
+    folder} (photos: videos write none)."""
+
+    json: str
+    pointer: str
+    masks: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def link(self, *keys: str) -> str:
+        """A value of this face in the JSON: `x.jpg.json#/faces/0/<key>/<...>`."""
+        return f"{self.json}#{self.pointer}/" + "/".join(keys)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PredictOutput:
     """What predict reports per face: `face[key][task]`.
@@ -70,7 +86,10 @@ class PredictOutput:
     inputs: images [B, S, S, 3] -> the model's input for them (jit); essentials: decoded outputs
     -> the array the JSON needs (jit, one row per face); entry(value, matrix, task, labels, mask)
     -> the JSON value (host; `matrix` maps the original image onto the crop, `mask` the task's
-    whole-image label map when `mask` is set); schema: JSON schema of `face[key]`."""
+    whole-image label map when `mask` is set); schema: JSON schema of `face[key]`.
+    Tables (faces.csv / faces.jsonl): columns(task) -> the CSV columns this task adds;
+    cells(entry, task, ref: FaceRef) -> {column: value} from the JSON value (None: empty);
+    extras(entry, task) -> JSONL-only fields, too wide for a CSV (embedding, per-class values)."""
 
     key: str
     schema: dict
@@ -78,6 +97,9 @@ class PredictOutput:
     entry: Callable[..., Any]
     inputs: Callable[[jax.Array], jax.Array] = lambda images: images
     mask: bool = False
+    columns: Callable[["Task"], tuple[str, ...]] = lambda task: ()
+    cells: Callable[[Any, "Task", FaceRef], dict[str, Any]] = lambda entry, task, ref: {}
+    extras: Callable[[Any, "Task"], dict[str, Any]] = lambda entry, task: {}
 
 
 # record, rng, train, crop side, the dataset's facts, augmentation policy -> example (numpy)
