@@ -5,7 +5,7 @@ two blocks each (one plain, one shifted), 32-px inputs (patch 2: grids 16, 8, 4,
 so the last stage is one unshifted window as at full size), MLCA width 32, a 32-d embedding,
 64 identities with PartialFC sampling half of them per step. One stream per task; task weights
 keep the four losses within a factor ~10 at the start. 200 steps end near age MAE 10 (best
-constant ~15), RAF-DB 27–34 % (chance 14), CelebA mA 59–60 %, verification 56–77 %
+constant 22), RAF-DB 27–34 % (chance 14), CelebA mA 59–60 %, verification 56–77 %
 (`tests/test_tiny_swinface.py` holds it to beating chance on each).
 """
 

@@ -1,5 +1,5 @@
 """SwinFace (Swin-T + MLCA + subnets + 42 heads): parity with the original on a converted golden
-fixture in the released checkpoint's container, and the output-order trap."""
+fixture in the released checkpoint's container, and the output-order and LN-before-pooling traps."""
 
 import pathlib
 
@@ -63,6 +63,24 @@ def test_mlca_subnets_and_all_88_logits_match_the_original(run):
     for i, name in enumerate(names[:-1]):  # the original's dict order; the last is Recognition
         _close(by_name[name], expected[f"out{i:02d}"], name)
     _close(out["embedding"], expected[f"out{len(names) - 1:02d}"], "Recognition")
+
+
+def test_pooling_before_the_final_norm_is_caught(run, monkeypatch):
+    """Trap: the paper's figure draws Avgpool -> LN for the recognition path; the code is LN per
+    token, then the mean. Pooling first moves the embedding far from the original's."""
+    from faceptor_jax.model import interpreters
+
+    model, _, expected = run
+
+    def pool_then_norm(self, tokens, train=False):
+        x = self.norm(tokens.mean(axis=1, keepdims=True))[:, 0].astype(jnp.float32)
+        return self.bn_2(self.fc_2(self.bn_1(self.fc_1(x), train)), train).astype(jnp.float32)
+
+    monkeypatch.setattr(interpreters.RecognitionHead, "__call__", pool_then_norm)
+    got = np.asarray(model.features(jnp.asarray(expected["images"]))["embedding"])
+    want = expected["embedding"]
+    err = np.abs(got - want).max() / np.abs(want).max()
+    assert err > 1e-2, f"pooling before the norm left the embedding unchanged ({err:.3g})"
 
 
 def test_one_branch_intermediates(run):
