@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         "--part",
         choices=PARTS,
         default="full",
-        help="full: all the file holds (FRA: online + teacher, to resume pretraining); "
-        "backbone: the (online) ResNet encoder alone, for fine-tuning",
+        help="full: all the file holds (FRA: online + teacher networks and predictors; FER: "
+        "ResNet + fc); backbone: the (online) ResNet encoder alone, for fine-tuning",
     )
     fra.add_argument(
         "--format", choices=["auto", *FORMATS], default="auto", help="default: from the keys"
