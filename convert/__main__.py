@@ -3,7 +3,9 @@
 Kinds: `farl` (FaRL / CLIP image tower -> ViT encoder), `faceptor` (Faceptor / Naive Faceptor
 training checkpoints -> `Faceptor` / `NaiveFaceptor`; the CosFace classifier is stored apart),
 `swinface` (SwinFace's released / training checkpoint -> `SwinFace`; its PartialFC class-centre
-shard, optimizer and scheduler states are not converted).
+shard, optimizer and scheduler states are not converted), `fra` (FRA's pretraining container ->
+`FRA`, online + teacher, or its online backbone -> `ResNet`; main_fer's container and plain
+torchvision ResNet-50 state dicts -> `ResNet`; optimizer and scaler states are not converted).
 """
 
 import argparse
@@ -12,6 +14,7 @@ import sys
 
 from convert.faceptor import VARIANTS, convert_faceptor
 from convert.farl import convert_farl
+from convert.fra import FORMATS, PARTS, convert_checkpoint, detect_format
 from convert.mapping import ConversionError
 from convert.swin import convert_swinface, read_swinface, with_tasks
 from convert.torch_reader import CheckpointError, load_torch_file, read_state_dict, state_dict_from
@@ -48,6 +51,22 @@ def convert_swinface_file(src: str, dst: str) -> None:
     save_params(dst, "swinface", with_tasks(cfg), params, extra={"source": os.path.abspath(src)})
 
 
+def convert_fra_file(src: str, dst: str, fmt: str = "auto", part: str = "full") -> None:
+    """Read an FRA / main_fer / torchvision checkpoint safely, convert strictly, write `dst`;
+    prints which format it was and what was kept."""
+    obj = load_torch_file(src)
+    state = state_dict_from(obj, src)
+    found = detect_format(state, src) if fmt == "auto" else fmt
+    kind, cfg, params, kept = convert_checkpoint(state, src, found, part)
+    meta = {k: obj.get(k) for k in ("epoch", "arch", "best_acc1")} if isinstance(obj, dict) else {}
+    meta = {k: v for k, v in meta.items() if isinstance(v, int | float | str)}
+    extra = {"source": os.path.abspath(src), "format": found, "part": part, **meta}
+    save_params(dst, kind, cfg, params, extra=extra)
+    when = f", epoch {meta['epoch']}" if "epoch" in meta else ""
+    how = "detected" if fmt == "auto" else "--format"
+    print(f"{src}: {FORMATS[found]}{when} ({how}) -> kind {kind}: {kept}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convert", description=__doc__)
     sub = parser.add_subparsers(dest="source", required=True)
@@ -74,6 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     swf.add_argument("--src", required=True, help="its state_dict_{backbone,fam,tss,om} file")
     swf.add_argument("--dst", required=True, help="output directory (must not hold a checkpoint)")
     swf.set_defaults(run=lambda a: convert_swinface_file(a.src, a.dst))
+    fra = sub.add_parser("fra", help="FRA / main_fer / torchvision ResNet-50 -> checkpoint")
+    fra.add_argument("--src", required=True, help="checkpoint.pth.tar, fer.pth.tar or a state dict")
+    fra.add_argument("--dst", required=True, help="output directory (must not hold a checkpoint)")
+    fra.add_argument(
+        "--part",
+        choices=PARTS,
+        default="full",
+        help="full: all the file holds (FRA: online + teacher networks and predictors; FER: "
+        "ResNet + fc); backbone: the (online) ResNet encoder alone, for fine-tuning",
+    )
+    fra.add_argument(
+        "--format", choices=["auto", *FORMATS], default="auto", help="default: from the keys"
+    )
+    fra.set_defaults(run=lambda a: convert_fra_file(a.src, a.dst, a.format, a.part))
     args = parser.parse_args(argv)
     try:
         with errors.quiet_orbax_tracebacks():

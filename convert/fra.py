@@ -9,7 +9,9 @@ Sources:
   FER fine-tuning loads) and drops the rest deliberately.
 - FER fine-tuning container `{'epoch', 'arch', 'state_dict', 'best_acc1', 'optimizer'}`: a
   torchvision ResNet-50 + `fc` under `module.`.
-- A plain torchvision ResNet-50 state dict (no prefix), `fc` kept or dropped.
+- A plain torchvision ResNet-50 state dict (no prefix), `fc` kept or dropped; also what the
+  original's `utils/extract_backbone.py` writes (torchvision names, no `fc`).
+`convert_checkpoint` tells the three apart by their keys (`python -m convert fra`).
 
 Layouts: conv [O, I, kh, kw] -> [kh, kw, I, O]; Conv1d [O, I, 1] and Linear [O, I] -> [I, O];
 MHA packed `in_proj_weight` [3D, D] -> [D, 3, H, K] (H is not stored: 8 in FRA). Model dims
@@ -18,6 +20,7 @@ MHA packed `in_proj_weight` [3D, D] -> [D, 3, H, K] (H is not stored: 8 in FRA).
 
 import re
 
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -36,7 +39,7 @@ from convert.mapping import (
     unflatten_paths,
 )
 from convert.torch_reader import CheckpointError
-from faceptor_jax.model.fra import FRA, FRAConfig
+from faceptor_jax.model.fra import MLP1D, FRAConfig, FRANetwork
 from faceptor_jax.model.resnet import STAGES, ResNet, ResNetConfig
 
 NUM_BATCHES = r".*num_batches_tracked"
@@ -123,12 +126,16 @@ def infer_resnet(state: dict, prefix: str, source: str, fc: bool) -> ResNetConfi
 
 def infer_fra(state: dict, source: str, heads: int = 8) -> FRAConfig:
     """FRAConfig from the shapes of a pretraining state dict (keys with `module.`)."""
-    backbone = infer_resnet(state, "module.online_net.backbone.", source, fc=False)
     neck = "module.online_net.neck."
-    needed = [neck + "proj.mlp.0.weight", neck + "proto"]
+    needed = ["module.online_net.backbone.conv1.weight", neck + "proj.mlp.0.weight", neck + "proto"]
     absent = [k for k in needed if k not in state]
     if absent:
-        raise CheckpointError(f"{source}: not an FRA pretraining checkpoint: missing {absent}")
+        sample = ", ".join(sorted(state)[:3])
+        raise CheckpointError(
+            f"{source}: not an FRA pretraining checkpoint: missing {', '.join(absent)} "
+            f"(keys like {sample})"
+        )
+    backbone = infer_resnet(state, "module.online_net.backbone.", source, fc=False)
     hidden, _, _ = state[neck + "proj.mlp.0.weight"].shape
     num_proto, dim = state[neck + "proto"].shape
     layers = _count(state, re.escape(neck) + r"proj_attn\.transformer\.decoder\.layers\.(\d+)\..*")
@@ -144,6 +151,17 @@ def infer_fra(state: dict, source: str, heads: int = 8) -> FRAConfig:
 
 def _skeleton(ctor) -> dict[str, object]:
     return flatten_paths(nnx.to_pure_dict(nnx.state(nnx.eval_shape(ctor))))
+
+
+def fra_skeleton(cfg: FRAConfig) -> dict[str, object]:
+    """`FRA`'s flat parameter skeleton, traced part by part: online and teacher have the same
+    shapes, and one trace of the whole model takes ~8× longer (each RNG-count update under
+    tracing walks the trace so far: quadratic in its length)."""
+    net = _skeleton(lambda: FRANetwork(cfg, rngs=nnx.Rngs(0)))
+    dtype = jnp.dtype(cfg.dtype)
+    mlp = _skeleton(lambda: MLP1D(cfg.dim, cfg.hidden, cfg.dim, dtype, rngs=nnx.Rngs(0)))
+    parts = {"online": net, "teacher": net, "predictor": mlp, "predictor_obj": mlp}
+    return {f"{part}.{k}": v for part, flat in parts.items() for k, v in flat.items()}
 
 
 def _finish(flat: dict[str, np.ndarray], skeleton: dict[str, object]) -> dict:
@@ -188,7 +206,7 @@ def convert_fra(
     if part != "all":
         raise ValueError(f"part must be 'all' or 'online_backbone', got {part!r}")
     rules = fra_rules(cfg)
-    skeleton = _skeleton(lambda: FRA(cfg, rngs=nnx.Rngs(0)))
+    skeleton = fra_skeleton(cfg)
     dropped = (NUM_BATCHES, r"module\.encoder_q\..*", r"module\.center")
     problems = _alias_problems(state)
     try:
@@ -210,9 +228,73 @@ def convert_resnet(
     """
     cfg = infer_resnet(state, prefix, source, fc=keep_fc)
     if keep_fc and not cfg.num_classes:
-        raise CheckpointError(f"{source}: no {prefix}fc.weight (pass keep_fc=False for an encoder)")
+        raise CheckpointError(
+            f"{source}: no {prefix}fc.weight (for the encoder alone: keep_fc=False, "
+            "`--part backbone` in `python -m convert fra`)"
+        )
     rules = resnet_rules(re.escape(prefix), "", cfg)
     dropped = [NUM_BATCHES] + ([] if keep_fc else [re.escape(prefix) + r"fc\.(weight|bias)"])
     skeleton = _skeleton(lambda: ResNet(cfg, rngs=nnx.Rngs(0)))
     flat = apply_rules(state, rules, dropped, skeleton, source)
     return cfg, _finish(flat, skeleton)
+
+
+# ----------------------------------------------------------------------------- one entry point
+FORMATS = {  # --format -> what it is (the converter's output line names it)
+    "pretrain": "FRA pretraining container (main.py's, module.* keys)",
+    "fer": "main_fer container (ResNet-50 + fc, module.* keys)",
+    "torchvision": "plain torchvision ResNet-50 state dict",
+}
+PARTS = ("full", "backbone")
+
+
+def detect_format(state: dict, source: str) -> str:
+    """Which of `FORMATS` a state dict is, from its keys; CheckpointError if none."""
+    if any(k.startswith("module.online_net.") for k in state):
+        return "pretrain"
+    if "module.conv1.weight" in state:
+        return "fer"
+    if "conv1.weight" in state:
+        return "torchvision"
+    sample = ", ".join(sorted(state)[:5])
+    hint = ""
+    if any(k.startswith("online_net.") for k in state):
+        hint = " (online_net.* without DDP's module. prefix: pass --format pretrain to see why)"
+    raise CheckpointError(
+        f"{source}: not an FRA pretraining, main_fer or torchvision ResNet checkpoint: no "
+        f"module.online_net.*, module.conv1.weight or conv1.weight key{hint} (keys like {sample})"
+    )
+
+
+def convert_checkpoint(
+    state: dict[str, np.ndarray], source: str, fmt: str = "auto", part: str = "full"
+) -> tuple[str, FRAConfig | ResNetConfig, dict, str]:
+    """Any of `FORMATS` -> (model kind, config, pure dict, what was kept, for people).
+
+    part "full": everything the file holds (FRA: online + teacher + predictors -> kind "fra";
+    FER: the ResNet with its fc; torchvision: with fc if it has one). "backbone": the ResNet
+    encoder alone (FRA's online backbone, which FER fine-tuning loads; `fc` dropped) -> "resnet".
+    """
+    if part not in PARTS:
+        raise ValueError(f"part {part!r}: expected one of {', '.join(PARTS)}")
+    if fmt == "auto":
+        fmt = detect_format(state, source)
+    elif fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r}: expected auto or one of {', '.join(FORMATS)}")
+    if fmt == "pretrain":
+        if part == "full":
+            cfg, params = convert_fra(state, source)
+            kept = (
+                "online + teacher networks and both predictors (encoder_q.* alias, center dropped)"
+            )
+            return "fra", cfg, params, kept
+        cfg, params = convert_fra(state, source, part="online_backbone")
+        return "resnet", cfg, params, "the online backbone (teacher, necks, predictors dropped)"
+    prefix = "module." if fmt == "fer" else ""
+    # extract_backbone.py's files are torchvision names without fc: nothing to keep there.
+    keep_fc = part == "full" and (fmt == "fer" or any(k.startswith("fc.") for k in state))
+    cfg, params = convert_resnet(state, source, prefix=prefix, keep_fc=keep_fc)
+    if keep_fc:
+        return "resnet", cfg, params, f"the ResNet and its fc ({cfg.num_classes} classes)"
+    dropped = " (fc dropped)" if any(k.startswith(prefix + "fc.") for k in state) else ""
+    return "resnet", cfg, params, f"the ResNet encoder{dropped}"

@@ -12,7 +12,9 @@ from convert.faceptor import VARIANTS
 from faceptor_jax import checkpoint, tasks, train
 from faceptor_jax.model import families
 from faceptor_jax.model.faceptor import FaceptorConfig
+from faceptor_jax.model.fra import FRAConfig
 from faceptor_jax.model.naive import NaiveConfig
+from faceptor_jax.model.resnet import ResNetConfig
 from faceptor_jax.model.swin import SwinConfig
 from faceptor_jax.model.swinface import SwinFaceConfig
 from faceptor_jax.model.transformer_decoder import DecoderConfig
@@ -46,6 +48,15 @@ TINY = {
         feature_dim=16,
         level_out=(8, 8),
     ),
+    "fra": FRAConfig(
+        backbone=ResNetConfig(width=2, blocks=(1, 1, 1, 1)),
+        dim=8,
+        hidden=8,
+        num_proto=2,
+        heads=2,
+        dec_layers=1,
+    ),
+    "resnet": ResNetConfig(width=2, blocks=(1, 2, 1, 1), num_classes=3),
 }
 
 
@@ -86,7 +97,10 @@ def test_with_compute_changes_no_parameter_shape(kind):
     fast = family.with_compute(cfg, dtype="bfloat16", attention_impl="xla", remat=True)
     encoder = getattr(fast, "encoder", fast)  # the encoder family's config is the encoder's
     attention = getattr(encoder, "attention_impl", "xla")  # Swin's 49-token windows: no choice
-    assert (encoder.dtype, attention, encoder.remat) == ("bfloat16", "xla", True)
+    remat = getattr(encoder, "remat", True)  # the ResNets (FRA's too) have no remat switch
+    assert (encoder.dtype, attention, remat) == ("bfloat16", "xla", True)
+    if kind == "fra":
+        assert fast.backbone.dtype == "bfloat16"
     shapes = lambda c: jax.tree.map(
         lambda x: (x.shape, x.dtype),
         nnx.to_pure_dict(nnx.state(nnx.eval_shape(lambda: family.build(c, nnx.Rngs(0))))),

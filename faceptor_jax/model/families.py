@@ -18,7 +18,9 @@ from flax import nnx
 
 from faceptor_jax import checkpoint
 from faceptor_jax.model.faceptor import Faceptor, FaceptorConfig
+from faceptor_jax.model.fra import FRA, FRAConfig
 from faceptor_jax.model.naive import NaiveConfig, NaiveFaceptor
+from faceptor_jax.model.resnet import ResNet, ResNetConfig
 from faceptor_jax.model.swin import SwinConfig
 from faceptor_jax.model.swinface import SwinFace, SwinFaceConfig
 from faceptor_jax.model.vit import ViTConfig, ViTEncoder
@@ -59,6 +61,17 @@ def _swin(cfg: SwinConfig, compute: Mapping[str, Any]) -> SwinConfig:
 def _swinface(cfg: SwinFaceConfig, compute: Mapping[str, Any]) -> SwinFaceConfig:
     heads = {"dtype": compute["dtype"]} if "dtype" in compute else {}
     return dataclasses.replace(cfg, encoder=_swin(cfg.encoder, compute), **heads)
+
+
+def _resnet(cfg: ResNetConfig, compute: Mapping[str, Any]) -> ResNetConfig:
+    # A CNN: no attention; it has no remat switch either (not needed at FRA/FER sizes).
+    return dataclasses.replace(cfg, **({"dtype": compute["dtype"]} if "dtype" in compute else {}))
+
+
+def _fra(cfg: FRAConfig, compute: Mapping[str, Any]) -> FRAConfig:
+    # The backbone and the neck (its query decoder follows `cfg.dtype`); no remat switch.
+    dtype = {"dtype": compute["dtype"]} if "dtype" in compute else {}
+    return dataclasses.replace(cfg, backbone=_resnet(cfg.backbone, compute), **dtype)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -132,6 +145,20 @@ FAMILIES: dict[str, Family] = {
         module=SwinFace,
         task_heads=True,  # 42 fixed heads; every task gets every output, its type picks
         compute=_swinface,
+    ),
+    "fra": Family(
+        name="FRA pretraining model",  # online + teacher networks and predictors
+        config=FRAConfig,
+        module=FRA,
+        task_heads=False,
+        compute=_fra,
+    ),
+    "resnet": Family(
+        name="ResNet",  # torchvision layout: an FRA backbone, a FER classifier, torchvision's
+        config=ResNetConfig,
+        module=ResNet,
+        task_heads=False,
+        compute=_resnet,
     ),
 }
 

@@ -19,6 +19,8 @@ in train mode (batch-statistics BN, dropout), its outputs are stop-gradient.
 """
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +49,14 @@ class FRAConfig:
     scale: float = 1.0  # heatmap softmax temperature
     proto_momentum: float = 0.9
     dtype: str = "float32"  # compute dtype; BN, norms, softmaxes and the buffers stay fp32
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FRAConfig":
+        """From the `model.json` form (the backbone a nested dict)."""
+        d = dict(d)
+        if "backbone" in d:
+            d["backbone"] = ResNetConfig.from_dict(d["backbone"])
+        return cls(**d)
 
     def decoder(self) -> QueryDecoderConfig:
         return QueryDecoderConfig(

@@ -14,6 +14,8 @@ classifier, as FER fine-tuning uses).
 """
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +39,12 @@ class ResNetConfig:
     bn_momentum: float = 0.1  # PyTorch convention: running = (1 - m)·running + m·batch
     bn_eps: float = 1e-5
     dtype: str = "float32"  # compute dtype; params and BN statistics stay fp32
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ResNetConfig":
+        """From the `model.json` form (JSON lists become tuples)."""
+        d = dict(d)
+        return cls(**d | ({"blocks": tuple(d["blocks"])} if "blocks" in d else {}))
 
     @property
     def out_channels(self) -> int:
