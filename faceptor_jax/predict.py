@@ -38,22 +38,16 @@ from flax import nnx
 
 from faceptor_jax import align, compile_cache, errors, media, preprocess, tables, tasks
 from faceptor_jax.checkpoint import (
-    VERIFICATION_FILE,
     locate,
     read_meta,
-    read_verification,
     step_dir,
 )
 from faceptor_jax.media import InputError, read_image
 from faceptor_jax.model import families
 from faceptor_jax.outputs import SCHEMA_ID, draw_overlay, save_mask, validate
+from faceptor_jax.threshold import DEFAULT_THRESHOLD, verification_threshold  # noqa: F401
 
 BUCKETS = (1, 2, 4, 8, 16)  # faces per forward pass are padded up to one of these
-# "Same" iff the squared L2 distance between L2-normalised flip-summed embeddings is below a
-# threshold (the verification protocol's rule, `verification.py`). Used only when evaluation has
-# not stored this model's 10-fold threshold beside it: insightface's usual LFW value for
-# ArcFace-style embeddings, an assumption that predict reports as such.
-DEFAULT_THRESHOLD = 1.4
 
 
 class Predictor:
@@ -90,6 +84,11 @@ class Predictor:
         self.conf, self.max_batch = conf, max_batch
         self.threshold, self.threshold_source = verification_threshold(where, threshold, self.step)
         self.labels = {n: list(t.labels) for n, t in self.tasks.items() if t.labels}
+        # tasks sharing a crop and side share its images; each view of them is encoded once
+        self._crops = {n: f"{t.type.crop.name}@{t.input_size}" for n, t in self.tasks.items()}
+        views = {n: t.type.predict.views for n, t in self.tasks.items()}
+        self._reads = {n: tuple(f"{self._crops[n]}/{v}" for v in vs) for n, vs in views.items()}
+        self._views = sorted({(self._crops[n], v) for n, vs in views.items() for v in vs})
         graphdef, state = nnx.split(model)
         self._state = state
         self._forward = jax.jit(lambda s, x: self._essentials(nnx.merge(graphdef, s), x))
@@ -98,10 +97,10 @@ class Predictor:
         self.model_seconds, self.timed_faces = 0.0, 0  # forward passes after compilation
 
     def _essentials(self, model, images):
-        """Jitted: each task's model inputs (recognition: crop + mirrored crop), its decoding,
-        and only what its output needs (`TaskType.predict`)."""
-        inputs = {n: t.type.predict.inputs(images[n]) for n, t in self.tasks.items()}
-        raw = model(inputs)
+        """Jitted: every crop's views (recognition: + its mirror) encoded once (`shared`), each
+        task decoded from the views it reads, and only what its output needs."""
+        inputs = {f"{c}/{v}": tasks.VIEWS[v](images[c]) for c, v in self._views}
+        raw = model.shared(inputs, self._reads)
         return {
             n: t.type.predict.essentials(t.type.decode(raw[n], t)) for n, t in self.tasks.items()
         }
@@ -115,15 +114,14 @@ class Predictor:
             bucket = next((b for b in BUCKETS if b >= n), n)
             images, matrices, made = {}, {}, {}
             for name, t in self.tasks.items():
-                crop, size = t.type.crop, t.input_size
-                key = (id(crop), size)  # tasks sharing a crop and side share the images
+                crop, size, key = t.type.crop, t.input_size, self._crops[name]
                 if key not in made:
                     mats = [crop.align(d.points, size) for d in chunk]
                     batch = np.zeros((bucket, size, size, 3), np.float32)
                     for i, m in enumerate(mats):
                         batch[i] = crop.normalize(preprocess.warp(rgb, m, size))
                     made[key] = batch, mats
-                images[name], matrices[name] = made[key]
+                images[key], matrices[name] = made[key]
             t0 = time.perf_counter()
             out = jax.device_get(self._forward(self._state, images))
             if bucket in self.shapes_seen:  # steady state only: a bucket's first call compiles
@@ -187,35 +185,6 @@ class Predictor:
             "threshold_source": self.threshold_source,
             "same": dist < self.threshold,
         }
-
-
-def verification_threshold(
-    checkpoint: str, given: float | None = None, step: int | None = None
-) -> tuple[float, str]:
-    """(threshold, where it came from): `given`, else the protocol's 10-fold threshold that
-    evaluation stored in `<checkpoint>/verification.json`, else `DEFAULT_THRESHOLD`. `step`: the
-    training step of a workdir's weights; a record evaluated at another step says so."""
-    if given is not None:
-        return float(given), "given (--threshold)"
-    path = os.path.join(checkpoint, VERIFICATION_FILE)
-    record = read_verification(checkpoint)
-    if record is None:
-        how = (
-            f"--config.init.checkpoint={checkpoint}"
-            if step is None
-            else f"--workdir={checkpoint} --config=<its training config>"
-        )
-        return DEFAULT_THRESHOLD, (
-            f"fallback: insightface's usual LFW value, {path} not found (`main.py --mode=eval "
-            f"{how}` derives this model's)"
-        )
-    where = f"{record.get('dataset', '?')}, {record.get('pairs', '?')} pairs"
-    other = record.get("step") != step and step is not None
-    return float(record["threshold"]), (
-        f"protocol: mean of the 10 folds' best thresholds ({where}, step "
-        f"{record.get('step', '?')}) from {path}"
-        + (f"; these weights are step {step}" if other else "")
-    )
 
 
 def _doc(predictor: Predictor, path: str, kind: str, hw) -> dict:

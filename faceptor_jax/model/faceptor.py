@@ -14,7 +14,7 @@ output {"maps" [B, 4S, 4S, Q], "logits" [B, H, W, Q]}; map with the landmark out
 """
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -25,6 +25,7 @@ from faceptor_jax.model.head_spec import (
     HeadSpec,
     buckets,
     check_inputs,
+    shared_inputs,
     size_groups,
     specs_from_dicts,
 )
@@ -106,18 +107,46 @@ class Faceptor(nnx.Module):
             key = jax.random.fold_in(rng, g) if rng is not None else None
             x = jnp.concatenate([images[s.name] for s in group], axis=0)
             tokens = self.encoder(x, train=train, rng=key)  # [L, B, 1 + N, D]
-            grid = self.encoder.grid_size(*size)
-            patches = tokens[:, :, 1:]  # [L, B, N, D]
             sizes = [images[s.name].shape[0] for s in group]
-            n_feat = sum(n for s, n in zip(group, sizes, strict=True) if s.kind == "feature")
-            if n_feat:
-                emb = self.recognition(patches[-1, :n_feat], train)
-                feats = [s for s in group if s.kind == "feature"]
-                for s, e in zip(feats, split_batch(emb, sizes[: len(feats)]), strict=True):
-                    outputs[s.name] = {"embedding": e}
-            if n_feat < x.shape[0]:
-                count = dict(zip([s.name for s in group], sizes, strict=True))
-                outputs.update(self._decode(group, count, patches[:, n_feat:], grid, size))
+            outputs.update(self._heads(group, sizes, tokens, size, train))
+        return outputs
+
+    def shared(
+        self, inputs: Mapping[str, jax.Array], reads: Mapping[str, Sequence[str]]
+    ) -> dict[str, dict[str, jax.Array]]:
+        """Inference with every input image encoded once: `inputs` {input: [B, H, W, 3]},
+        `reads` {task: the inputs whose images, concatenated, are the task's} -> as
+        `__call__({task: concatenated images})` (eval mode: the encoder is per image)."""
+        stand_ins = shared_inputs(self.cfg.tasks, inputs, reads)
+        tokens = {k: self.encoder(x) for k, x in inputs.items()}  # [L, B, 1 + N, D] each
+        outputs: dict[str, dict[str, jax.Array]] = {}
+        for size, group in size_groups(self.cfg.tasks, stand_ins):
+            t = jnp.concatenate([tokens[k] for s in group for k in reads[s.name]], axis=1)
+            sizes = [stand_ins[s.name].shape[0] for s in group]
+            outputs.update(self._heads(group, sizes, t, size, False))
+        return outputs
+
+    def _heads(
+        self,
+        group: list[HeadSpec],
+        sizes: list[int],
+        tokens: jax.Array,
+        size: tuple[int, int],
+        train: bool,
+    ) -> dict[str, dict[str, jax.Array]]:
+        """One size group's outputs from its images' tokens [L, B, 1 + N, D] (group order)."""
+        outputs: dict[str, dict[str, jax.Array]] = {}
+        grid = self.encoder.grid_size(*size)
+        patches = tokens[:, :, 1:]  # [L, B, N, D]
+        n_feat = sum(n for s, n in zip(group, sizes, strict=True) if s.kind == "feature")
+        if n_feat:
+            emb = self.recognition(patches[-1, :n_feat], train)
+            feats = [s for s in group if s.kind == "feature"]
+            for s, e in zip(feats, split_batch(emb, sizes[: len(feats)]), strict=True):
+                outputs[s.name] = {"embedding": e}
+        if n_feat < tokens.shape[1]:
+            count = dict(zip([s.name for s in group], sizes, strict=True))
+            outputs.update(self._decode(group, count, patches[:, n_feat:], grid, size))
         return outputs
 
     def _decode(

@@ -58,6 +58,25 @@ def check_inputs(specs: Sequence[HeadSpec], images: Mapping[str, jax.Array]) -> 
             raise ValueError(f"task {t}: expected images [B, H, W, 3], got {tuple(x.shape)}")
 
 
+def shared_inputs(
+    specs: Sequence[HeadSpec], inputs: Mapping[str, jax.Array], reads: Mapping[str, Sequence[str]]
+) -> dict[str, jax.ShapeDtypeStruct]:
+    """{task: the shape of its images} for a model's `shared` entry (task t's images are the
+    concatenation of `inputs[k]` for k in `reads[t]`); checked as `check_inputs` does."""
+    missing = sorted({k for ks in reads.values() for k in ks} - set(inputs))
+    if missing:
+        raise ValueError(f"reads name input(s) {', '.join(missing)} not among the inputs")
+    out = {}
+    for t, keys in reads.items():
+        if not keys or len({tuple(inputs[k].shape[1:]) for k in keys}) != 1:
+            raise ValueError(f"task {t}: reads {tuple(keys)}: expected inputs of one image size")
+        first = inputs[keys[0]]
+        n = sum(inputs[k].shape[0] for k in keys)
+        out[t] = jax.ShapeDtypeStruct((n, *first.shape[1:]), first.dtype)
+    check_inputs(specs, out)
+    return out
+
+
 def size_groups(
     specs: Sequence[HeadSpec], images: Mapping[str, jax.Array]
 ) -> list[tuple[tuple[int, int], list[HeadSpec]]]:

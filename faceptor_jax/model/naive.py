@@ -11,7 +11,7 @@ Heads are keyed by task type (`heads[type]`); the encoder runs once per input-si
 """
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -19,7 +19,13 @@ import jax.numpy as jnp
 from flax import nnx
 
 from faceptor_jax.model.channel_attention import SwinFaceHead
-from faceptor_jax.model.head_spec import HeadSpec, check_inputs, size_groups, specs_from_dicts
+from faceptor_jax.model.head_spec import (
+    HeadSpec,
+    check_inputs,
+    shared_inputs,
+    size_groups,
+    specs_from_dicts,
+)
 from faceptor_jax.model.interpreters import RecognitionHead, output_module
 from faceptor_jax.model.uper_head import UPerHead
 from faceptor_jax.model.vit import ViTConfig, ViTEncoder
@@ -94,29 +100,48 @@ class NaiveFaceptor(nnx.Module):
     ) -> dict[str, dict[str, jax.Array]]:
         """images: {task: [B, H, W, 3]} -> {task: raw outputs}, as `Faceptor.__call__`."""
         check_inputs(self.cfg.tasks, images)
-        cfg, outputs = self.cfg, {}
-        for g, (size, group) in enumerate(size_groups(cfg.tasks, images)):
+        outputs = {}
+        for g, (size, group) in enumerate(size_groups(self.cfg.tasks, images)):
             key = jax.random.fold_in(rng, g) if rng is not None else None
             x = jnp.concatenate([images[s.name] for s in group], axis=0)
             tokens = self.encoder(x, train=train, rng=key)
-            grid = self.encoder.grid_size(*size)
-            maps = tokens[:, :, 1:].reshape(*tokens.shape[:2], *grid, -1)  # [L, B, S, S, D]
             sizes = [images[s.name].shape[0] for s in group]
-            starts = [sum(sizes[:i]) for i in range(len(sizes))]
-            # Heads run per task: in training each task's batch statistics are its own.
-            for i, (s, start, n) in enumerate(zip(group, starts, sizes, strict=True)):
-                tkey = jax.random.fold_in(key, 1000 + i) if key is not None else None
-                sel = maps[:, start : start + n]  # [L, n, S, S, D]
-                head = self.heads[s.type]
-                if s.kind == "feature":
-                    t = tokens[cfg.recognition_level, start : start + n, 1:]
-                    outputs[s.name] = {"embedding": head(t, train)}
-                elif s.kind == "value":
-                    outputs[s.name] = {
-                        "logits": head([sel[lv] for lv in cfg.swin_levels], s.name, train, tkey)
-                    }
-                else:
-                    logits = head([sel[lv] for lv in cfg.uper_levels], train, tkey)
-                    lo, hi = self._uper_range(s)
-                    outputs[s.name] = output_module(s.output, logits[..., lo:hi], size)
+            outputs.update(self._heads(group, sizes, tokens, size, train, key))
+        return outputs
+
+    def shared(
+        self, inputs: Mapping[str, jax.Array], reads: Mapping[str, Sequence[str]]
+    ) -> dict[str, dict[str, jax.Array]]:
+        """Inference with every input encoded once, as `Faceptor.shared`."""
+        stand_ins = shared_inputs(self.cfg.tasks, inputs, reads)
+        tokens = {k: self.encoder(x) for k, x in inputs.items()}
+        outputs = {}
+        for size, group in size_groups(self.cfg.tasks, stand_ins):
+            t = jnp.concatenate([tokens[k] for s in group for k in reads[s.name]], axis=1)
+            sizes = [stand_ins[s.name].shape[0] for s in group]
+            outputs.update(self._heads(group, sizes, t, size, False, None))
+        return outputs
+
+    def _heads(self, group, sizes, tokens, size, train, key) -> dict[str, dict[str, jax.Array]]:
+        """One size group's outputs from its images' tokens [L, B, 1 + N, D] (group order)."""
+        cfg, outputs = self.cfg, {}
+        grid = self.encoder.grid_size(*size)
+        maps = tokens[:, :, 1:].reshape(*tokens.shape[:2], *grid, -1)  # [L, B, S, S, D]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        # Heads run per task: in training each task's batch statistics are its own.
+        for i, (s, start, n) in enumerate(zip(group, starts, sizes, strict=True)):
+            tkey = jax.random.fold_in(key, 1000 + i) if key is not None else None
+            sel = maps[:, start : start + n]  # [L, n, S, S, D]
+            head = self.heads[s.type]
+            if s.kind == "feature":
+                t = tokens[cfg.recognition_level, start : start + n, 1:]
+                outputs[s.name] = {"embedding": head(t, train)}
+            elif s.kind == "value":
+                outputs[s.name] = {
+                    "logits": head([sel[lv] for lv in cfg.swin_levels], s.name, train, tkey)
+                }
+            else:
+                logits = head([sel[lv] for lv in cfg.uper_levels], train, tkey)
+                lo, hi = self._uper_range(s)
+                outputs[s.name] = output_module(s.output, logits[..., lo:hi], size)
         return outputs

@@ -15,16 +15,17 @@ returns, per task, every output of that task's rows (`__call__`). Per image:
 """
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from faceptor_jax.layers import BatchNorm, Conv2d, Linear, dropout
 from faceptor_jax.model.channel_attention import ChannelGate
-from faceptor_jax.model.head_spec import HeadSpec, check_inputs, specs_from_dicts
+from faceptor_jax.model.head_spec import HeadSpec, check_inputs, shared_inputs, specs_from_dicts
 from faceptor_jax.model.interpreters import RecognitionHead
 from faceptor_jax.model.swin import SwinConfig, SwinTransformer, level_maps
 
@@ -192,16 +193,35 @@ class SwinFace(nnx.Module):
             check_inputs(self.cfg.tasks, images)
         names = list(images)
         sizes = [images[n].shape[0] for n in names]
-        out = self.features(jnp.concatenate([images[n] for n in names]), train=train, rng=rng)
-        named = {name: lg for (_, name, _), lg in zip(HEADS, out["logits"], strict=True)}
-        full = {
-            "embedding": out["embedding"],
-            "age": named["Age"][:, 0],
-            "expression": named["Expression"],
-            "attributes": jnp.stack([named[a] for a in ATTRIBUTES], axis=1),
-        }
+        full = self._outputs(jnp.concatenate([images[n] for n in names]), train, rng)
         result, start = {}, 0
         for name, n in zip(names, sizes, strict=True):
             result[name] = {k: v[start : start + n] for k, v in full.items()}
             start += n
         return result
+
+    def shared(
+        self, inputs: Mapping[str, jax.Array], reads: Mapping[str, Sequence[str]]
+    ) -> dict[str, dict[str, jax.Array]]:
+        """Inference with every input image run once (every head reads every image), as
+        `Faceptor.shared`: {task: outputs of the concatenation of its `reads`}."""
+        if self.cfg.tasks:
+            shared_inputs(self.cfg.tasks, inputs, reads)
+        keys = list(inputs)
+        full = self._outputs(jnp.concatenate([inputs[k] for k in keys]), False, None)
+        starts = dict(zip(keys, np.cumsum([0] + [inputs[k].shape[0] for k in keys]), strict=False))
+        rows = lambda k: slice(int(starts[k]), int(starts[k]) + inputs[k].shape[0])
+        return {
+            t: {n: jnp.concatenate([v[rows(k)] for k in ks]) for n, v in full.items()}
+            for t, ks in reads.items()
+        }
+
+    def _outputs(self, x: jax.Array, train: bool, rng: jax.Array | None) -> dict[str, jax.Array]:
+        out = self.features(x, train=train, rng=rng)
+        named = {name: lg for (_, name, _), lg in zip(HEADS, out["logits"], strict=True)}
+        return {
+            "embedding": out["embedding"],
+            "age": named["Age"][:, 0],
+            "expression": named["Expression"],
+            "attributes": jnp.stack([named[a] for a in ATTRIBUTES], axis=1),
+        }

@@ -24,9 +24,9 @@ from faceptor_jax.tasks import (
     parsing,
     recognition,
 )
-from faceptor_jax.tasks.spec import LossContext, Task, TaskType
+from faceptor_jax.tasks.spec import VIEWS, LossContext, Task, TaskType
 
-__all__ = ["TASKS", "LossContext", "Task", "TaskType", "get", "head_specs", "transform"]
+__all__ = ["TASKS", "VIEWS", "LossContext", "Task", "TaskType", "get", "head_specs", "transform"]
 
 R, A, T, E, P, L = (m.TYPE for m in (recognition, age, attributes, expression, parsing, landmarks))
 AR, AG, TP, EO = (

@@ -37,8 +37,15 @@ def arcface_matrix(points5: np.ndarray, size: int = 112) -> np.ndarray:
     return preprocess.umeyama_similarity(points5, ARCFACE_TEMPLATE * (size / 112.0))
 
 
-ARCFACE = Crop(align=arcface_matrix, mean=preprocess.HALF_MEAN, std=preprocess.HALF_STD)
-FACE5 = Crop(align=preprocess.face_align_matrix, mean=preprocess.CLIP_MEAN, std=preprocess.CLIP_STD)
+ARCFACE = Crop(
+    name="arcface", align=arcface_matrix, mean=preprocess.HALF_MEAN, std=preprocess.HALF_STD
+)
+FACE5 = Crop(
+    name="face5",
+    align=preprocess.face_align_matrix,
+    mean=preprocess.CLIP_MEAN,
+    std=preprocess.CLIP_STD,
+)
 POLICIES = ("original", "light")
 
 

@@ -185,7 +185,7 @@ def _entry(value, matrix, task, labels, mask) -> list[float]:
 PREDICT = PredictOutput(
     key="embedding",
     schema={"type": "object"},  # task -> [E] L2-normalised, flip-summed
-    inputs=flip_views,
+    views=("plain", "hflip"),  # = flip_views: the protocol's flip-summed embedding
     essentials=lambda d: flip_sum(d["embedding"]),
     entry=_entry,
     extras=lambda entry, task: {"embedding": entry},  # JSONL only: too wide for the CSV

@@ -24,6 +24,7 @@ class Crop:
     """A face crop: `align(points5 [5, 2], side) -> 3×3` similarity onto the type's template, and
     the pixel statistics `normalize` applies (uint8 or [0, 1] float -> model input)."""
 
+    name: str  # tasks on the same crop at the same side share one image (predict)
     align: Callable[[np.ndarray, int], np.ndarray]
     mean: np.ndarray
     std: np.ndarray
@@ -79,11 +80,20 @@ class FaceRef:
         return f"{self.json}#{self.pointer}/" + "/".join(keys)
 
 
+# A crop's views, [B, S, S, 3] -> [B, S, S, 3] (jit).
+VIEWS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "plain": lambda images: images,
+    "hflip": lambda images: images[:, :, ::-1],
+}
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PredictOutput:
     """What predict reports per face: `face[key][task]`.
 
-    inputs: images [B, S, S, 3] -> the model's input for them (jit); essentials: decoded outputs
+    views: which `VIEWS` of the task's crop make the model's input, concatenated along the
+    batch (recognition: the crop and its mirror); each view is encoded once per face for all
+    tasks that read it (`model.shared`). essentials: decoded outputs
     -> the array the JSON needs (jit, one row per face); entry(value, matrix, task, labels, mask)
     -> the JSON value (host; `matrix` maps the original image onto the crop, `mask` the task's
     whole-image label map when `mask` is set); schema: JSON schema of `face[key]`.
@@ -95,7 +105,7 @@ class PredictOutput:
     schema: dict
     essentials: Callable[[dict], jax.Array]
     entry: Callable[..., Any]
-    inputs: Callable[[jax.Array], jax.Array] = lambda images: images
+    views: tuple[str, ...] = ("plain",)  # `VIEWS` of its crop the model reads, concatenated
     mask: bool = False
     columns: Callable[["Task"], tuple[str, ...]] = lambda task: ()
     cells: Callable[[Any, "Task", FaceRef], dict[str, Any]] = lambda entry, task, ref: {}
