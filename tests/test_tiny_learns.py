@@ -8,13 +8,9 @@ the synthetic test sets themselves: the best constant age, a class-prior guesser
 untrained soft-argmax predicts), 1/7 for expression, 50% for verification.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from main_run import run_main
 
 from configs import tiny
 from data import sources as entry
@@ -25,19 +21,8 @@ from faceptor_jax import tasks
 def run(tmp_path_factory):
     config = tiny.get_config()
     workdir = str(tmp_path_factory.mktemp("tiny"))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    cache = os.path.join(root, ".pytest_cache", "xla")
-    cmd = [sys.executable, "main.py", "--config=configs/tiny.py", f"--workdir={workdir}"]
-    done = subprocess.run(
-        [*cmd, f"--compile_cache={cache}"], cwd=root, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
-    assert evals and evals[-1]["step"] == config.total_steps, "no final evaluation logged"
-    return config, rows, evals[-1]
+    rows, final = run_main("configs/tiny.py", workdir, config.total_steps)
+    return config, rows, final
 
 
 def _test_examples(config, task: str, limit: int | None = None) -> list[dict]:

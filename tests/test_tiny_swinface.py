@@ -6,38 +6,22 @@ the synthetic test sets: the best constant age, mA 50% for a prior guesser of th
 1/7 for expression, 50% for verification.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import skimage
+from main_run import run_main
 
 from configs import tiny_swinface
 from data import sources as entry
 from faceptor_jax import export, predict
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     config = tiny_swinface.get_config()
     workdir = str(tmp_path_factory.mktemp("tiny_swinface"))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    cache = os.path.join(ROOT, ".pytest_cache", "xla")
-    cmd = [sys.executable, "main.py", "--config=configs/tiny_swinface.py", f"--workdir={workdir}"]
-    done = subprocess.run(
-        [*cmd, f"--compile_cache={cache}"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
-    assert evals and evals[-1]["step"] == config.total_steps, "no final evaluation logged"
-    return config, workdir, rows, evals[-1]
+    rows, final = run_main("configs/tiny_swinface.py", workdir, config.total_steps)
+    return config, workdir, rows, final
 
 
 def test_every_task_loss_falls(run):
