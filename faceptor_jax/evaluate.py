@@ -98,7 +98,7 @@ def evaluate_task(
         if not len(source):
             raise ValueError(f"{name}: the test split of {dataset} is empty")
         acc = _score(forward, name, source, dataset, task_cfg, size, mesh, limit, acc)
-        results.append(task.type.protocols.get(dataset, task.type).summarize(acc, dataset))
+        results.append((protocol or task.type).summarize(acc, dataset))
     return results
 
 
