@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import skimage
 import test_predict_tables as table
+from flax import nnx
 from PIL import Image
 
 from faceptor_jax import datasets, input_pipeline, predict, tasks
@@ -185,8 +186,11 @@ def test_recipe_config_evaluates_a_converted_release(tmp_path):
     state = checkpoint.init_from(fitted.init, state)
     images = np.random.default_rng(0).normal(size=(2, 112, 112, 3)).astype(np.float32)
     x = {"attribute_pairs_celeba": images}
-    got = run.merge(state["params"]["model"], state["model_state"])(x)["attribute_pairs_celeba"]
-    want = families.load(model_dir, task_heads=True)(x)["attribute_pairs_celeba"]
+    forward = jax.jit(
+        lambda g, s, x: nnx.merge(g, s)(x)["attribute_pairs_celeba"], static_argnums=0
+    )
+    got = forward(*nnx.split(run.merge(state["params"]["model"], state["model_state"])), x)
+    want = forward(*nnx.split(families.load(model_dir, task_heads=True)), x)
     for key in ("embedding", "age", "expression", "attributes"):
         np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]), atol=1e-5)
 
